@@ -1,0 +1,65 @@
+"""Image ⇄ .mrt bytes with a given model: the container around the model's coding."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..errors import MrtlabError
+from . import container
+
+
+@dataclass
+class Encoded:
+    data: bytes
+    symbols: torch.Tensor
+    estimated_bits: float
+    seconds: float
+
+    @property
+    def bytes(self) -> int:
+        return len(self.data)
+
+
+def encode(model, rgb: np.ndarray) -> Encoded:
+    """``HxWx3`` uint8 → whole file bytes (header + payload)."""
+    h, w = rgb.shape[:2]
+    if h > container.MAX_SIDE or w > container.MAX_SIDE:
+        raise MrtlabError(f"image side too long ({w}×{h}; at most {container.MAX_SIDE} px)")
+    t0 = time.perf_counter()
+    x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float() / 255
+    res = model.compress(x)
+    header = container.Header(model.fingerprint, h, w, model.latent_tokens)
+    data = container.pack(header, res["payload"])
+    return Encoded(data, res["symbols"], res["estimated_bits"], time.perf_counter() - t0)
+
+
+def read_header(data: bytes, model=None) -> container.Header:
+    header, _ = container.unpack(data)
+    if model is not None:
+        check_model(header, model)
+    return header
+
+
+def check_model(header: container.Header, model) -> None:
+    if header.fingerprint != model.fingerprint:
+        raise MrtlabError(f"file was made by another model (fingerprint {header.fingerprint.hex()}; "
+                          f"model {model.source!r} is {model.fingerprint.hex()})")
+    if header.tokens != model.latent_tokens:
+        raise MrtlabError(f"file uses {header.tokens} latent tokens per window; "
+                          f"this model decodes {model.latent_tokens}")
+
+
+def decode(model, data: bytes) -> tuple[np.ndarray, torch.Tensor]:
+    """Whole file bytes → (``HxWx3`` uint8, decoded symbols ``[T, C]``)."""
+    header, payload = container.unpack(data)
+    check_model(header, model)
+    try:
+        res = model.decompress(payload, header.height, header.width)
+    except MrtlabError:
+        raise
+    except Exception as e:  # the coder rejected the payload
+        raise MrtlabError(f"damaged payload: {e}") from None
+    return res["x_hat"].permute(1, 2, 0).numpy(), res["symbols"]

@@ -1,0 +1,82 @@
+"""Recipes: YAML → jsonargparse → objects, with registry short names and CLI overrides."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import yaml
+from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
+
+from . import entropy, mixers, quantizers, tokenizers  # noqa: F401  (registers the parts)
+from .errors import MrtlabError
+from .models.mrt import MRT
+from .registry import class_path, resolve_short_names
+
+os.environ.setdefault("JSONARGPARSE_DEPRECATION_WARNINGS", "off")
+
+
+def recipe_parser(prog: str = "mrtlab", train: bool = False) -> ArgumentParser:
+    parser = ArgumentParser(prog=prog, exit_on_error=False)
+    parser.add_argument("--config", action=ActionConfigFile, help="recipe YAML")
+    parser.add_class_arguments(MRT, "model")
+    if train:
+        from .train.loop import TrainConfig
+        parser.add_class_arguments(TrainConfig, "train")
+    return parser
+
+
+def _resolve_argv(argv: list[str]) -> list[str]:
+    """Load ``--config`` files with short names resolved; resolve short-name overrides."""
+    out, it = [], iter(argv)
+    for arg in it:
+        key, eq, value = arg.partition("=")
+        if key == "--config":
+            path = value if eq else next(it, "")
+            out += ["--config", yaml.safe_dump(load_recipe(path))]
+            continue
+        if not eq and arg.startswith("--") and (arg.endswith(".class_path") or arg.count(".") == 1):
+            value = next(it, None)
+            if value is None:
+                out.append(arg)
+                break
+            out += [arg, class_path(value)]
+            continue
+        out.append(f"{key}={class_path(value)}" if eq and key.startswith("--") else arg)
+    return out
+
+
+def load_recipe(path: str | Path) -> dict:
+    """Read a recipe file with short names resolved (no objects built)."""
+    try:
+        text = Path(path).read_text()
+    except OSError as e:
+        raise MrtlabError(f"cannot read recipe {path}: {e.strerror or e}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise MrtlabError(f"recipe {path} is not valid YAML: {str(e).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise MrtlabError(f"recipe {path} is not a mapping of sections")
+    return resolve_short_names(data)
+
+
+def parse(argv: list[str], train: bool = False) -> Namespace:
+    parser = recipe_parser(train=train)
+    try:
+        return parser.parse_args(_resolve_argv(argv))
+    except Exception as e:  # jsonargparse reports parse problems as exceptions
+        raise MrtlabError(f"bad recipe or option: {str(e).splitlines()[0]}") from None
+
+
+def build_model(model_cfg: dict | Namespace) -> MRT:
+    """Instantiate the model section of a recipe (a dict or a parsed Namespace)."""
+    parser = recipe_parser()
+    if isinstance(model_cfg, Namespace):
+        model_cfg = model_cfg.as_dict()
+    try:
+        cfg = parser.parse_object({"model": resolve_short_names(model_cfg)})
+        return parser.instantiate(cfg).model
+    except MrtlabError:
+        raise
+    except Exception as e:
+        raise MrtlabError(f"cannot build the model from its recipe: {str(e).splitlines()[0]}") from None

@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import numpy as np
+import torch
+from torch import nn
+
+PROB_BITS = 16  # integer probability tables sum to 2**PROB_BITS
+
+
+def level_mask(levels: list[int]) -> torch.Tensor:
+    """``[C, max(levels)]`` boolean: which symbols exist in each channel's alphabet."""
+    return torch.arange(max(levels))[None, :] < torch.tensor(levels)[:, None]
+
+
+def interpolated_bits(logp: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """−log2 p at symbol positions ``q`` (``[..., C]``) from log-probs ``[..., C, n]``.
+
+    At integer ``q`` (always, in the forward pass) this is exactly the symbol's code
+    length; between integers it interpolates linearly, which gives the encoder a rate
+    gradient through a straight-through quantizer.
+    """
+    n = logp.shape[-1]
+    lo = q.detach().floor().clamp(0, max(n - 2, 0))
+    frac = q - lo
+    lo = lo.long().unsqueeze(-1)
+    nats_lo = -logp.gather(-1, lo.expand(*logp.shape[:-1], 1)).squeeze(-1)
+    nats_hi = -logp.gather(-1, (lo + (n > 1)).expand(*logp.shape[:-1], 1)).squeeze(-1)
+    return (nats_lo + frac * (nats_hi - nats_lo)) / np.log(2)
+
+
+def integer_pmf(logp: np.ndarray, n: int) -> np.ndarray:
+    """Quantize one distribution over ``n`` symbols to integers ≥ 1 summing to 2**PROB_BITS.
+
+    Done in float64 numpy from stored parameters so that encoder and decoder, whatever
+    their thread count, derive the same table.
+    """
+    p = np.exp(logp[:n] - logp[:n].max())
+    p /= p.sum()
+    total = 1 << PROB_BITS
+    freq = np.floor(p * (total - n)).astype(np.int64) + 1
+    freq[np.argmax(freq)] += total - freq.sum()
+    return freq
+
+
+class EntropyModel(nn.Module, ABC):
+    """Prices and codes the symbol sequence of a 1-D latent.
+
+    The sequence is ``[B, T, C]``: T tokens in window-major order (``slots`` latent tokens
+    per window), C channels, channel ``c`` drawn from ``levels[c]`` symbols.
+    ``forward`` returns bits per symbol (differentiable, for training);
+    ``compress``/``decompress`` turn the integer symbols of one image into bytes and back.
+    """
+
+    def __init__(self, levels: list[int]):
+        super().__init__()
+        self.levels = list(levels)
+
+    @abstractmethod
+    def forward(self, q: torch.Tensor, slots: int) -> torch.Tensor: ...
+
+    @abstractmethod
+    def update(self) -> None:
+        """Build the integer tables used for coding (call after training, before export)."""
+
+    @abstractmethod
+    def compress(self, symbols: torch.Tensor, slots: int) -> bytes: ...
+
+    @abstractmethod
+    def decompress(self, data: bytes, tokens: int, slots: int) -> torch.Tensor: ...

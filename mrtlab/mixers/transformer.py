@@ -1,0 +1,30 @@
+"""Transformer block inside each window (pre-norm, SDPA attention, GELU MLP)."""
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import nn
+
+from ..registry import register
+from .base import LocalMixer
+
+
+@register("transformer")
+class TransformerBlock(LocalMixer):
+    def __init__(self, dim: int, heads: int = 4, mlp_ratio: float = 4.0):
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"dim {dim} is not divisible by heads {heads}")
+        self.heads = heads
+        self.norm1 = nn.LayerNorm(dim)
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+        self.norm2 = nn.LayerNorm(dim)
+        hidden = int(dim * mlp_ratio)
+        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
+
+    def forward(self, x):
+        N, T, D = x.shape
+        q, k, v = self.qkv(self.norm1(x)).reshape(N, T, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)
+        a = F.scaled_dot_product_attention(q, k, v)
+        x = x + self.proj(a.transpose(1, 2).reshape(N, T, D))
+        return x + self.mlp(self.norm2(x))

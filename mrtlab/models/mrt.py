@@ -1,0 +1,118 @@
+"""MRT: windows → {local Transformer, global RWKV} encoder → 1-D latent → mirrored decoder."""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+
+from ..entropy import EntropyModel
+from ..mixers import GlobalMixer, LocalMixer
+from ..quantizers import Quantizer
+from ..tokenizers import Grid, Tokenizer
+
+
+class MixerStack(nn.Module):
+    """N × {local mixer over each window's tokens, global mixer over windows per latent slot}."""
+
+    def __init__(self, layers: int, dim: int, local_mixer, global_mixer, slots: int):
+        super().__init__()
+        self.slots = slots
+        self.local = nn.ModuleList(local_mixer(dim) for _ in range(layers))
+        self.glob = nn.ModuleList(global_mixer(dim) for _ in range(layers))
+
+    def forward(self, x):  # [B, nWh, nWw, S²+L, D]; the last L tokens are the latent slots
+        B, h, w, T, D = x.shape
+        L = self.slots
+        for local, glob in zip(self.local, self.glob):
+            x = local(x.reshape(B * h * w, T, D)).reshape(B, h, w, T, D)
+            lat = x[:, :, :, T - L:].permute(0, 3, 1, 2, 4).reshape(B * L, h, w, D)
+            lat = glob(lat).reshape(B, L, h, w, D).permute(0, 2, 3, 1, 4)
+            x = torch.cat([x[:, :, :, :T - L], lat], dim=3)
+        return x
+
+
+class MRT(nn.Module):
+    """The Mixed RWKV-Transformer codec model; every part is a recipe-chosen plugin.
+
+    Symbols are ordered window-major: ``[B, windows·latent_tokens, channels]``.
+    """
+
+    def __init__(self,
+                 tokenizer: Callable[[int], Tokenizer],
+                 local_mixer: Callable[[int], LocalMixer],
+                 global_mixer: Callable[[int], GlobalMixer],
+                 quantizer: Quantizer,
+                 entropy_model: Callable[[list[int]], EntropyModel],
+                 dim: int = 128,
+                 latent_tokens: int = 4,
+                 encoder_layers: int = 3,
+                 decoder_layers: int = 3):
+        super().__init__()
+        self.dim, self.latent_tokens = dim, latent_tokens
+        self.tokenizer = tokenizer(dim)
+        self.quantizer = quantizer
+        self.entropy_model = entropy_model(quantizer.levels)
+        S2, L, C = self.tokenizer.tokens_per_window, latent_tokens, quantizer.channels
+        self.latent_queries = nn.Parameter(torch.randn(L, dim) * 0.02)
+        self.encoder = MixerStack(encoder_layers, dim, local_mixer, global_mixer, L)
+        self.to_latent = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, C))
+        self.from_latent = nn.Linear(C, dim)
+        self.latent_slots = nn.Parameter(torch.randn(L, dim) * 0.02)
+        self.mask_tokens = nn.Parameter(torch.randn(S2, dim) * 0.02)
+        self.decoder = MixerStack(decoder_layers, dim, local_mixer, global_mixer, L)
+        self.out_norm = nn.LayerNorm(dim)
+
+    # -- analysis / synthesis ---------------------------------------------------------
+    def encode(self, image: torch.Tensor) -> tuple[torch.Tensor, Grid]:
+        """``[B,3,H,W]`` in [0,1] → continuous latent ``[B, windows·L, C]`` and its Grid."""
+        tokens, grid = self.tokenizer.tokenize(image)
+        B, h, w = tokens.shape[:3]
+        lat = self.latent_queries.expand(B, h, w, -1, -1)
+        x = self.encoder(torch.cat([tokens, lat], dim=3))
+        y = self.to_latent(x[:, :, :, -self.latent_tokens:])
+        return y.reshape(B, h * w * self.latent_tokens, -1), grid
+
+    def decode(self, q: torch.Tensor, grid: Grid) -> torch.Tensor:
+        """Symbol positions ``[B, windows·L, C]`` → image ``[B,3,H,W]`` (not clamped)."""
+        B = q.shape[0]
+        h, w, L = grid.windows_h, grid.windows_w, self.latent_tokens
+        lat = self.from_latent(self.quantizer.dequantize(q.float())).reshape(B, h, w, L, -1)
+        mask = self.mask_tokens.expand(B, h, w, -1, -1)
+        x = self.decoder(torch.cat([mask, lat + self.latent_slots], dim=3))
+        return self.tokenizer.detokenize(self.out_norm(x[:, :, :, :-L]), grid)
+
+    def forward(self, image: torch.Tensor) -> dict:
+        """Training pass: reconstruction and bits per symbol (differentiable)."""
+        y, grid = self.encode(image)
+        q = self.quantizer(y)
+        bits = self.entropy_model(q, self.latent_tokens)
+        return {"x_hat": self.decode(q, grid), "bits": bits, "symbols": q, "grid": grid}
+
+    # -- coding (one image at a time) ------------------------------------------------
+    def update(self) -> None:
+        """Freeze the entropy model's integer coding tables."""
+        self.entropy_model.update()
+
+    @torch.no_grad()
+    def compress(self, image: torch.Tensor) -> dict:
+        """``[1,3,H,W]`` → payload bytes, the symbols and the model's estimate of their bits."""
+        y, grid = self.encode(image)
+        q = self.quantizer(y)
+        symbols = self.quantizer.symbols(q)[0]
+        est = float(self.entropy_model(q, self.latent_tokens).sum())
+        return {"payload": self.entropy_model.compress(symbols, self.latent_tokens),
+                "symbols": symbols, "grid": grid, "estimated_bits": est}
+
+    @torch.no_grad()
+    def decompress(self, payload: bytes, height: int, width: int) -> dict:
+        grid = self.tokenizer.grid(height, width)
+        symbols = self.entropy_model.decompress(payload, grid.windows * self.latent_tokens,
+                                                self.latent_tokens)
+        return {"symbols": symbols, "x_hat": self.reconstruct(symbols, grid)}
+
+    @torch.no_grad()
+    def reconstruct(self, symbols: torch.Tensor, grid: Grid) -> torch.Tensor:
+        """The decoder's image from integer symbols ``[T, C]``, as uint8 ``[3,H,W]``."""
+        x = self.decode(symbols[None].float(), grid)[0]
+        return (x.clamp(0, 1) * 255).round().to(torch.uint8)

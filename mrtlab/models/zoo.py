@@ -1,0 +1,83 @@
+"""Model files: safetensors weights + the recipe's model section (YAML), never pickle."""
+from __future__ import annotations
+
+import hashlib
+import json
+from importlib import resources
+from pathlib import Path
+
+import torch
+import yaml
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from ..errors import MrtlabError
+
+BUNDLED_DIR = Path(str(resources.files("mrtlab.models") / "bundled"))
+BUNDLED = {
+    "demo": "Small MRT trained on CPU on BSDS500 crops (about 0.05 bpp); see docs/models.md",
+}
+DEFAULT_MODEL = "demo"
+
+
+def fingerprint(model: torch.nn.Module, model_cfg: dict) -> bytes:
+    """4 bytes that change with any weight or any recipe value; written into each file."""
+    h = hashlib.sha256(json.dumps(model_cfg, sort_keys=True).encode())
+    for name, t in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.digest()[:4]
+
+
+def save_model(model: torch.nn.Module, model_cfg: dict, stem: str | Path) -> Path:
+    """Write ``stem.safetensors`` and ``stem.yaml``; returns the weights path."""
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    weights = stem.with_suffix(".safetensors")
+    save_file(state, str(weights))
+    stem.with_suffix(".yaml").write_text(yaml.safe_dump({"model": model_cfg}, sort_keys=False))
+    return weights
+
+
+def model_files(name_or_path: str) -> tuple[Path, Path]:
+    """Bundled name, ``x.safetensors`` or a stem → (weights, recipe)."""
+    if name_or_path in BUNDLED:
+        stem = BUNDLED_DIR / name_or_path
+    else:
+        p = Path(name_or_path)
+        stem = p.with_suffix("") if p.suffix in (".safetensors", ".yaml") else p
+    weights, recipe = stem.with_suffix(".safetensors"), stem.with_suffix(".yaml")
+    if not weights.is_file():
+        known = ", ".join(sorted(BUNDLED))
+        raise MrtlabError(f"model {name_or_path!r} not found: no bundled model of that name "
+                          f"({known}) and no file {weights}")
+    if not recipe.is_file():
+        raise MrtlabError(f"model {weights} has no recipe beside it (expected {recipe})")
+    return weights, recipe
+
+
+def load_model(name_or_path: str = DEFAULT_MODEL):
+    """Build the model from its recipe and load its weights; sets ``.fingerprint``."""
+    from ..config import build_model, load_recipe
+
+    weights, recipe = model_files(name_or_path)
+    model_cfg = load_recipe(recipe).get("model")
+    if not isinstance(model_cfg, dict):
+        raise MrtlabError(f"recipe {recipe} has no 'model' section")
+    model = build_model(model_cfg)
+    try:
+        state = load_file(str(weights))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise MrtlabError(f"cannot read model weights {weights}: {e}") from None
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError:  # a tensor of the wrong shape
+        missing, unexpected = ["(shape mismatch)"], []
+    if missing or unexpected:
+        raise MrtlabError(f"weights {weights} do not match their recipe "
+                          f"({len(missing)} missing, {len(unexpected)} unexpected tensors)")
+    model.eval()
+    model.fingerprint = fingerprint(model, model_cfg)
+    model.source = str(name_or_path)
+    return model

@@ -1,0 +1,24 @@
+"""Finite scalar quantization (Mentzer et al., 2023): bound each channel, then round."""
+from __future__ import annotations
+
+import torch
+
+from ..registry import register
+from .base import Quantizer, ste_round
+
+
+@register("fsq")
+class FSQ(Quantizer):
+    def __init__(self, levels: list[int] = [5, 5, 5, 5, 5, 5, 5, 5]):
+        super().__init__()
+        if not levels or min(levels) < 2:
+            raise ValueError(f"FSQ levels must be a non-empty list of integers >= 2, got {levels}")
+        self.levels = list(levels)
+        self.register_buffer("half_width", (torch.tensor(levels, dtype=torch.float32) - 1) / 2,
+                             persistent=False)
+
+    def forward(self, y):
+        return ste_round(self.half_width * (torch.tanh(y) + 1))
+
+    def dequantize(self, q):
+        return q / self.half_width - 1
