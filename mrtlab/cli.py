@@ -68,7 +68,6 @@ def cmd_decompress(args) -> int:
     from .codec.image_io import check_writable
     from .models import load_model
 
-    models = {}
     many = len(args.files) > 1
 
     def one(src: Path):
@@ -76,27 +75,26 @@ def cmd_decompress(args) -> int:
         check_writable(dst, args.force)
         data = read_bytes(src)
         header = read_header(data)
-        name = args.model or bundled_for(header.fingerprint)
-        if name not in models:
-            models[name] = load_model(name)
+        model = load_model(args.model) if args.model else bundled_for(header.fingerprint)
         t0 = time.perf_counter()
-        rgb, _ = decode(models[name], data)
+        rgb, _ = decode(model, data)
         save_png(rgb, dst, force=args.force)
         print(f"{src} -> {dst}  {header.width}x{header.height}  {time.perf_counter() - t0:.2f} s")
 
     return each(args.files, one)
 
 
-def bundled_for(fp: bytes) -> str:
+def bundled_for(fp: bytes):
     """The bundled model that wrote a file, found by its fingerprint."""
     from .models import BUNDLED, load_model
 
     for name in BUNDLED:
         try:
-            if load_model(name).fingerprint == fp:
-                return name
+            model = load_model(name)
         except MrtlabError:
             continue
+        if model.fingerprint == fp:
+            return model
     raise MrtlabError(f"file was made by a model that is not bundled (fingerprint {fp.hex()}); "
                       "pass it with --model")
 
@@ -146,7 +144,7 @@ def cmd_train(argv: list[str]) -> int:
     from .config import parse
     from .train import train
 
-    cfg = parse(argv, train=True)
+    cfg = parse(argv)
     from .config import build_model
     model_cfg = cfg.model.as_dict()
     model = build_model(model_cfg)

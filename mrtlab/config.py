@@ -15,14 +15,19 @@ from .registry import class_path, resolve_short_names
 os.environ.setdefault("JSONARGPARSE_DEPRECATION_WARNINGS", "off")
 
 
-def recipe_parser(prog: str = "mrtlab", train: bool = False) -> ArgumentParser:
+def recipe_parser(prog: str = "mrtlab") -> ArgumentParser:
+    from .train.loop import TrainConfig
+
     parser = ArgumentParser(prog=prog, exit_on_error=False)
     parser.add_argument("--config", action=ActionConfigFile, help="recipe YAML")
     parser.add_class_arguments(MRT, "model")
-    if train:
-        from .train.loop import TrainConfig
-        parser.add_class_arguments(TrainConfig, "train")
+    parser.add_class_arguments(TrainConfig, "train")
     return parser
+
+
+def one_line(e: Exception, limit: int = 300) -> str:
+    text = " ".join(str(e).split())
+    return text if len(text) <= limit else text[:limit] + " …"
 
 
 def _resolve_argv(argv: list[str]) -> list[str]:
@@ -60,12 +65,13 @@ def load_recipe(path: str | Path) -> dict:
     return resolve_short_names(data)
 
 
-def parse(argv: list[str], train: bool = False) -> Namespace:
-    parser = recipe_parser(train=train)
+def parse(argv: list[str]) -> Namespace:
+    """Parse ``--config RECIPE.yaml`` and overrides into a Namespace (model + train)."""
+    parser = recipe_parser()
     try:
         return parser.parse_args(_resolve_argv(argv))
     except Exception as e:  # jsonargparse reports parse problems as exceptions
-        raise MrtlabError(f"bad recipe or option: {str(e).splitlines()[0]}") from None
+        raise MrtlabError(f"bad recipe or option: {one_line(e)}") from None
 
 
 def build_model(model_cfg: dict | Namespace) -> MRT:
@@ -79,4 +85,4 @@ def build_model(model_cfg: dict | Namespace) -> MRT:
     except MrtlabError:
         raise
     except Exception as e:
-        raise MrtlabError(f"cannot build the model from its recipe: {str(e).splitlines()[0]}") from None
+        raise MrtlabError(f"cannot build the model from its recipe: {one_line(e)}") from None

@@ -29,7 +29,7 @@ def encode(model, rgb: np.ndarray) -> Encoded:
     if h > container.MAX_SIDE or w > container.MAX_SIDE:
         raise MrtlabError(f"image side too long ({w}×{h}; at most {container.MAX_SIDE} px)")
     t0 = time.perf_counter()
-    x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float() / 255
+    x = torch.from_numpy(np.array(rgb, dtype=np.uint8)).permute(2, 0, 1)[None].float() / 255
     res = model.compress(x)
     header = container.Header(model.fingerprint, h, w, model.latent_tokens)
     data = container.pack(header, res["payload"])

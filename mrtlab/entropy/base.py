@@ -14,20 +14,21 @@ def level_mask(levels: list[int]) -> torch.Tensor:
     return torch.arange(max(levels))[None, :] < torch.tensor(levels)[:, None]
 
 
-def interpolated_bits(logp: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+def interpolated_bits(logp: torch.Tensor, q: torch.Tensor, levels: list[int]) -> torch.Tensor:
     """−log2 p at symbol positions ``q`` (``[..., C]``) from log-probs ``[..., C, n]``.
 
     At integer ``q`` (always, in the forward pass) this is exactly the symbol's code
     length; between integers it interpolates linearly, which gives the encoder a rate
     gradient through a straight-through quantizer.
     """
-    n = logp.shape[-1]
-    lo = q.detach().floor().clamp(0, max(n - 2, 0))
+    top = torch.tensor(levels, device=q.device) - 1          # last symbol of each channel
+    lo = torch.minimum(q.detach().floor().clamp_min(0), (top - 1).clamp_min(0))
     frac = q - lo
     lo = lo.long().unsqueeze(-1)
-    nats_lo = -logp.gather(-1, lo.expand(*logp.shape[:-1], 1)).squeeze(-1)
-    nats_hi = -logp.gather(-1, (lo + (n > 1)).expand(*logp.shape[:-1], 1)).squeeze(-1)
-    return (nats_lo + frac * (nats_hi - nats_lo)) / np.log(2)
+    hi = torch.minimum(lo + 1, top.unsqueeze(-1))
+    nats_lo = -logp.gather(-1, lo)
+    nats_hi = -logp.gather(-1, hi.expand_as(lo))
+    return (nats_lo + frac.unsqueeze(-1) * (nats_hi - nats_lo)).squeeze(-1) / np.log(2)
 
 
 def integer_pmf(logp: np.ndarray, n: int) -> np.ndarray:

@@ -23,7 +23,7 @@ class FactorizedEntropyModel(EntropyModel):
 
     def forward(self, q, slots):
         logp = self.log_probs().expand(*q.shape, -1)
-        return interpolated_bits(logp, q)
+        return interpolated_bits(logp, q, self.levels)
 
     @torch.no_grad()
     def update(self):

@@ -1,6 +1,7 @@
 """Model files: safetensors weights + the recipe's model section (YAML), never pickle."""
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from importlib import resources
@@ -57,6 +58,7 @@ def model_files(name_or_path: str) -> tuple[Path, Path]:
     return weights, recipe
 
 
+@functools.lru_cache(maxsize=4)
 def load_model(name_or_path: str = DEFAULT_MODEL):
     """Build the model from its recipe and load its weights; sets ``.fingerprint``."""
     from ..config import build_model, load_recipe
@@ -77,7 +79,12 @@ def load_model(name_or_path: str = DEFAULT_MODEL):
     if missing or unexpected:
         raise MrtlabError(f"weights {weights} do not match their recipe "
                           f"({len(missing)} missing, {len(unexpected)} unexpected tensors)")
+    return identify(model, model_cfg, str(name_or_path))
+
+
+def identify(model, model_cfg: dict, source: str):
+    """Put the model in coding mode and give it the fingerprint that files carry."""
     model.eval()
     model.fingerprint = fingerprint(model, model_cfg)
-    model.source = str(name_or_path)
+    model.source = source
     return model

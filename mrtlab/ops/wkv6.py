@@ -64,14 +64,15 @@ def wkv6_chunk(r, k, v, w, u, scale: float = 1.0, initial_state=None,
     r, k, v, w = (x.reshape(B, H, N, C, x.shape[-1]) for x in (r, k, v, w))
     A = w.cumsum(dim=-2)                       # inclusive cumulative log decay
     r_in = r * ((A - w).exp() * scale)         # r_t · exp(A_{t-1}): reads the chunk's start
-    k_out = k * (-A).exp()                     # k_s · exp(-A_s)
-    strict = torch.ones(C, C, dtype=torch.bool, device=r.device).tril(-1)
-    att = (r_in @ k_out.transpose(-1, -2)).masked_fill(~strict, 0.0)
     bonus = ((r * scale) * u[None, :, None, None, :] * k).sum(-1, keepdim=True)
-    o = att @ v + bonus * v
+    o = bonus * v
+    if C > 1:                                  # pairs s < t inside a chunk
+        k_in = k * (-A).exp()                  # k_s · exp(-A_s), bounded by exp(MAX_CHUNK_DECAY)
+        strict = torch.ones(C, C, dtype=torch.bool, device=r.device).tril(-1)
+        o = o + (r_in @ k_in.transpose(-1, -2)).masked_fill(~strict, 0.0) @ v
 
     last = A[..., -1:, :]
-    k_end = k_out * last.exp()                 # k_s · exp(A_last - A_s): into the chunk's end
+    k_end = k * (last - A).exp()               # k_s · exp(A_last - A_s): into the chunk's end
     decay = last.squeeze(-2).exp().unsqueeze(-1)  # [B,H,N,K,1]
     state = r.new_zeros(B, H, K, V) if initial_state is None else initial_state
     inter = []

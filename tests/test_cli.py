@@ -1,0 +1,205 @@
+"""The command line: every bad input ends in one line on stderr and a non-zero exit."""
+import subprocess
+import sys
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mrtlab.cli import main
+from mrtlab.models.zoo import BUNDLED_DIR
+
+from .conftest import noise_image
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_error_line(err):
+    lines = [l for l in err.splitlines() if l.strip()]
+    assert len(lines) == 1 and lines[0].startswith("mrtlab: error: "), err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def small_png(tmp_path_factory):
+    path = tmp_path_factory.mktemp("png") / "small.png"
+    Image.fromarray(noise_image(40, 56)).save(path)
+    return path
+
+
+@pytest.fixture
+def mrt_file(tmp_path, small_png, capsys):
+    code, out, _ = run(capsys, "compress", small_png, "-o", tmp_path)
+    assert code == 0
+    return tmp_path / "small.mrt"
+
+
+def test_compress_decompress_astronaut(tmp_path, astronaut_png, capsys):
+    code, out, _ = run(capsys, "compress", astronaut_png, "-o", tmp_path)
+    assert code == 0 and "bpp" in out
+    f = tmp_path / "astronaut.mrt"
+    assert 8 * f.stat().st_size / (512 * 512) <= 0.1
+    code, out, _ = run(capsys, "decompress", f, "-o", tmp_path / "rec")
+    assert code == 0
+    rec = Image.open(tmp_path / "rec" / "astronaut.png")
+    assert rec.size == (512, 512) and rec.mode == "RGB"
+    code, out, _ = run(capsys, "info", f)
+    assert code == 0 and "512x512" in out and "16 header" in out
+
+
+def make_mode(path, mode):
+    rgb = noise_image(23, 31)
+    if mode == "I;16":
+        Image.fromarray(rgb[:, :, 0].astype(np.uint16) * 257).save(path)
+        assert Image.open(path).mode.startswith("I;16")
+        return
+    im = Image.fromarray(rgb)
+    if mode == "P+transparency":
+        im = im.convert("P")
+        im.info["transparency"] = 0
+        im.save(path, transparency=0)
+        return
+    im.convert(mode).save(path)
+
+
+@pytest.mark.parametrize("mode,suffix", [("L", ".png"), ("LA", ".png"), ("P", ".png"),
+                                         ("P+transparency", ".png"), ("RGBA", ".png"),
+                                         ("I;16", ".png"), ("1", ".png"), ("CMYK", ".jpg"),
+                                         ("F", ".tif")])
+def test_modes_are_converted_with_a_notice(tmp_path, capsys, mode, suffix):
+    src = tmp_path / f"img{suffix}"
+    make_mode(src, mode)
+    code, out, err = run(capsys, "compress", src, "-o", tmp_path / "o")
+    assert code == 0, err
+    assert "note: converted" in err and len(err.strip().splitlines()) == 1
+    code, _, err = run(capsys, "decompress", tmp_path / "o" / "img.mrt", "-o", tmp_path / "o")
+    assert code == 0, err
+    assert Image.open(tmp_path / "o" / "img.png").size == (31, 23)
+
+
+def test_rgb_has_no_notice(tmp_path, small_png, capsys):
+    code, _, err = run(capsys, "compress", small_png, "-o", tmp_path)
+    assert code == 0 and err == ""
+
+
+@pytest.mark.parametrize("kind,expect", [
+    ("missing", "no such file"),
+    ("text", "not an image"),
+    ("garbage_png", "not an image"),
+    ("truncated_png", "corrupt or truncated"),
+    ("folder", "is a folder"),
+    ("huge", "image too large"),
+])
+def test_bad_images(tmp_path, small_png, capsys, kind, expect):
+    src = tmp_path / f"{kind}.png"
+    if kind == "text":
+        src.write_text("hello, I am not a picture\n")
+    elif kind == "garbage_png":
+        src.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4)
+    elif kind == "truncated_png":
+        src.write_bytes(small_png.read_bytes()[:300])
+    elif kind == "folder":
+        src.mkdir()
+    elif kind == "huge":
+        Image.new("1", (9000, 6000)).save(src)
+    code, out, err = run(capsys, "compress", src, "-o", tmp_path / "o")
+    assert code != 0
+    assert expect in one_error_line(err)
+    assert not (tmp_path / "o" / f"{kind}.mrt").exists()
+
+
+def flip_bit(data, i):
+    b = bytearray(data)
+    b[i % len(b)] ^= 1 << (i % 8)
+    return bytes(b)
+
+
+@pytest.mark.parametrize("damage,expect", [
+    ("flip_payload", "checksum"),
+    ("flip_header", "checksum"),
+    ("truncate", "checksum"),
+    ("short", "truncated"),
+    ("junk", "checksum"),
+    ("magic", "not an mrtlab file"),
+    ("version", "version"),
+    ("empty", "truncated"),
+])
+def test_damaged_files(tmp_path, mrt_file, capsys, damage, expect):
+    data = mrt_file.read_bytes()
+    data = {
+        "flip_payload": lambda d: flip_bit(d, 8 * 20 + 3),
+        "flip_header": lambda d: flip_bit(d, 8 * 8 + 1),
+        "truncate": lambda d: d[:-5],
+        "short": lambda d: d[:9],
+        "junk": lambda d: d + b"junk",
+        "magic": lambda d: b"PK" + d[2:],
+        "version": lambda d: d[:2] + b"\x07" + d[3:],
+        "empty": lambda d: b"",
+    }[damage](data)
+    bad = tmp_path / "bad.mrt"
+    bad.write_bytes(data)
+    code, _, err = run(capsys, "decompress", bad, "-o", tmp_path / "o")
+    assert code != 0 and expect in one_error_line(err)
+    assert not (tmp_path / "o" / "bad.png").exists()
+    code, _, err = run(capsys, "info", bad)
+    assert code != 0 and expect in one_error_line(err)
+
+
+def test_file_from_another_model(tmp_path, small_png, tiny_model_file, capsys):
+    code, _, err = run(capsys, "compress", small_png, "-o", tmp_path, "--model", tiny_model_file)
+    assert code == 0, err
+    f = tmp_path / "small.mrt"
+    code, _, err = run(capsys, "decompress", f, "-o", tmp_path / "a")
+    assert code != 0 and "not bundled" in one_error_line(err)
+    code, _, err = run(capsys, "decompress", f, "-o", tmp_path / "b", "--model", "demo")
+    assert code != 0 and "another model" in one_error_line(err)
+    code, _, err = run(capsys, "decompress", f, "-o", tmp_path / "c", "--model", tiny_model_file)
+    assert code == 0, err
+
+
+def test_wrong_model_argument(tmp_path, small_png, capsys):
+    code, _, err = run(capsys, "compress", small_png, "-o", tmp_path, "--model", "nonesuch")
+    assert code != 0 and "not found" in one_error_line(err)
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"not safetensors at all")
+    (tmp_path / "bad.yaml").write_text((BUNDLED_DIR / "demo.yaml").read_text())
+    code, _, err = run(capsys, "compress", small_png, "-o", tmp_path, "--model", bad)
+    assert code != 0 and "cannot read model weights" in one_error_line(err)
+    (tmp_path / "bad.yaml").write_text("model: [1, 2\n")
+    code, _, err = run(capsys, "compress", small_png, "-o", tmp_path, "--model", bad)
+    assert code != 0 and "not valid YAML" in one_error_line(err)
+
+
+def test_no_overwrite_without_force(tmp_path, small_png, mrt_file, capsys):
+    before = mrt_file.read_bytes()
+    mrt_file.write_bytes(b"precious")
+    code, _, err = run(capsys, "compress", small_png, "-o", mrt_file.parent)
+    assert code != 0 and "--force" in one_error_line(err)
+    assert mrt_file.read_bytes() == b"precious"
+    code, _, err = run(capsys, "compress", small_png, "-o", mrt_file.parent, "--force")
+    assert code == 0 and mrt_file.read_bytes() == before
+    png = mrt_file.with_suffix(".png")
+    png.write_bytes(b"precious")
+    code, _, err = run(capsys, "decompress", mrt_file, "-o", mrt_file.parent)
+    assert code != 0 and png.read_bytes() == b"precious"
+
+
+def test_one_bad_input_does_not_stop_the_others(tmp_path, small_png, capsys):
+    code, out, err = run(capsys, "compress", tmp_path / "missing.png", small_png, "-o", tmp_path)
+    assert code != 0 and "no such file" in one_error_line(err)
+    assert (tmp_path / "small.mrt").exists()
+
+
+def test_console_script_exit_code_and_no_traceback(tmp_path):
+    bad = tmp_path / "x.mrt"
+    bad.write_bytes(b"MR\x01" + bytes(40))
+    proc = subprocess.run([sys.executable, "-m", "mrtlab.cli", "decompress", str(bad), "-o", str(tmp_path)],
+                          capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert proc.stderr.startswith("mrtlab: error: ") and "Traceback" not in proc.stderr

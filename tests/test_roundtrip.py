@@ -1,0 +1,66 @@
+"""Real files: the decoder gets back the encoder's symbols and the model's own image."""
+import numpy as np
+import pytest
+import torch
+
+from mrtlab.codec import decode, encode, pack, unpack
+from mrtlab.codec.container import Header
+from mrtlab.models import load_model
+
+from .conftest import noise_image
+
+
+def smooth_image(h, w, seed=0):
+    g = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
+    img = np.stack([np.sin(6 * xx + g.random() * 3), np.cos(5 * yy), xx * yy], -1)
+    return ((img - img.min()) / (np.ptp(img) + 1e-9) * 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("hw", [(1, 1), (17, 33), (64, 48), (513, 769)])
+def test_roundtrip_symbols_and_pixels(tiny_model, hw):
+    rgb = smooth_image(*hw)
+    enc = encode(tiny_model, rgb)
+    out, symbols = decode(tiny_model, enc.data)
+    assert out.shape == rgb.shape and out.dtype == np.uint8
+    assert torch.equal(symbols, enc.symbols)
+    grid = tiny_model.tokenizer.grid(*hw)
+    own = tiny_model.reconstruct(enc.symbols, grid).permute(1, 2, 0).numpy()
+    assert np.array_equal(out, own)
+
+
+def test_roundtrip_with_other_thread_count(tiny_model):
+    rgb = noise_image(40, 70)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        enc = encode(tiny_model, rgb)
+        torch.set_num_threads(1)
+        _, symbols = decode(tiny_model, enc.data)
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(symbols, enc.symbols)
+
+
+def test_payload_close_to_estimate(tiny_model):
+    enc = encode(tiny_model, smooth_image(256, 256))
+    payload_bits = 8 * (enc.bytes - 16)
+    # the range coder adds at most a few 32-bit words to the ideal code length
+    assert enc.estimated_bits - 1 <= payload_bits <= enc.estimated_bits * 1.01 + 96
+
+
+def test_container_roundtrip_and_header_size():
+    h = Header(b"\x01\x02\x03\x04", 512, 768, 4)
+    data = pack(h, b"\xaa" * 12)
+    assert len(data) == 16 + 12
+    assert unpack(data) == (h, b"\xaa" * 12)
+
+
+def test_bundled_model_astronaut_rate(astronaut_png):
+    from PIL import Image
+    model = load_model("demo")
+    rgb = np.asarray(Image.open(astronaut_png))
+    enc = encode(model, rgb)
+    assert 8 * enc.bytes / rgb.shape[0] / rgb.shape[1] <= 0.1
+    out, symbols = decode(model, enc.data)
+    assert out.shape == (512, 512, 3) and torch.equal(symbols, enc.symbols)
