@@ -153,6 +153,24 @@ def cmd_train(argv: list[str]) -> int:
     return 0
 
 
+def cmd_bench(args) -> int:
+    import json
+
+    if args.what == "mixers":
+        from .bench import mixers as bench
+
+        def progress(line):
+            print(line, file=sys.stderr, flush=True)
+        rows = bench.run(mixers=args.mixers or bench.MIXERS, lengths=args.lengths or bench.LENGTHS,
+                         dim=args.dim, repeat=args.repeat, device=args.device, budget=args.budget,
+                         ops_T=args.ops_T, progress=progress)
+        print(bench.table(rows))
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1))
+        print(f"results: {args.json}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mrtlab", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -169,6 +187,18 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("info", help="print the header of .mrt files")
     i.add_argument("files", nargs="+")
     sub.add_parser("models", help="list the bundled models")
+    b = sub.add_parser("bench", help="benchmarks: bench mixers --json OUT.json")
+    b.add_argument("what", choices=["mixers"])
+    b.add_argument("--json", help="write the rows to this JSON file")
+    b.add_argument("--mixers", nargs="+", help="default: every global mixer")
+    b.add_argument("--lengths", nargs="+", type=int, help="window counts T (squares)")
+    b.add_argument("--dim", type=int, default=256)
+    b.add_argument("--repeat", type=int, default=3)
+    b.add_argument("--device", default="cpu")
+    b.add_argument("--budget", type=float, default=120.0,
+                   help="skip a size predicted to take longer than this many seconds")
+    b.add_argument("--ops-T", dest="ops_T", type=int, default=4096,
+                   help="T of the chunked-vs-recurrent op comparison (0: skip)")
     sub.add_parser("train", help="train from a recipe: train --config RECIPE.yaml [--key value ...]",
                    add_help=False)
     return p
@@ -181,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_train(argv[1:])
         args = build_parser().parse_args(argv)
         return {"compress": cmd_compress, "decompress": cmd_decompress, "info": cmd_info,
-                "models": cmd_models}[args.command](args)
+                "models": cmd_models, "bench": cmd_bench}[args.command](args)
     except MrtlabError as e:
         fail(str(e))
         return 1

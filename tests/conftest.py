@@ -10,7 +10,7 @@ TINY = {
     "dim": 32, "latent_tokens": 2, "encoder_layers": 1, "decoder_layers": 1,
     "tokenizer": {"class_path": "patch_window", "init_args": {"patch": 4, "window": 2, "refine_channels": 8}},
     "local_mixer": {"class_path": "transformer", "init_args": {"heads": 2}},
-    "global_mixer": {"class_path": "rwkv6", "init_args": {"heads": 2, "decay_rank": 8}},
+    "global_mixer": {"class_path": "rwkv6", "init_args": {"heads": 4, "decay_rank": 8}},
     "quantizer": {"class_path": "fsq", "init_args": {"levels": [5, 3, 4]}},
     "entropy_model": {"class_path": "factorized"},
 }

@@ -203,3 +203,14 @@ def test_console_script_exit_code_and_no_traceback(tmp_path):
                           capture_output=True, text=True)
     assert proc.returncode != 0
     assert proc.stderr.startswith("mrtlab: error: ") and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("w,h", [(1, 1), (33, 17), (769, 513)])
+def test_odd_sizes_through_the_command_line(tmp_path, capsys, w, h):
+    src = tmp_path / "odd.png"
+    Image.fromarray(noise_image(h, w)).save(src)
+    code, _, err = run(capsys, "compress", src, "-o", tmp_path)
+    assert code == 0, err
+    code, _, err = run(capsys, "decompress", tmp_path / "odd.mrt", "-o", tmp_path / "out")
+    assert code == 0, err
+    assert Image.open(tmp_path / "out" / "odd.png").size == (w, h)

@@ -62,3 +62,20 @@ def test_bad_recipes_are_one_line_errors(argv, expect):
 def test_load_recipe_resolves_short_names():
     data = load_recipe(DEMO)
     assert data["model"]["global_mixer"]["class_path"] == "mrtlab.mixers.rwkv6.RWKV6Mixer"
+
+
+def test_ablation_recipes_differ_only_in_the_global_mixer():
+    import yaml
+
+    main = yaml.safe_load(DEMO.read_text())
+    names = set()
+    for path in sorted((ROOT / "recipes" / "ablations").glob("*.yaml")):
+        r = yaml.safe_load(path.read_text())
+        names.add(r["model"]["global_mixer"]["class_path"])
+        for section in ("model", "train"):
+            a, b = dict(main[section]), dict(r[section])
+            for d in (a, b):
+                d.pop("global_mixer", None)
+                d.pop("out", None)
+            assert a == b, f"{path.name}: {section} differs from the main recipe"
+    assert names == {"rwkv6", "rwkv7", "mamba2", "gla", "attention", "identity"}

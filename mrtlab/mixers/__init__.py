@@ -1,7 +1,16 @@
-"""Token mixers: global (across windows) and local (inside a window)."""
+"""Token mixers: global (across windows) and local (inside a window).
+
+Importing this package registers every mixer's short name.
+"""
+from .attention import AttentionMixer
 from .base import GlobalMixer, LocalMixer
+from .gla import GLAMixer
 from .identity import IdentityMixer
+from .mamba2 import Mamba2Mixer
 from .rwkv6 import RWKV6Mixer
+from .rwkv7 import RWKV7Mixer
+from .scan import SCANS, ScanMixer
 from .transformer import TransformerBlock
 
-__all__ = ["GlobalMixer", "LocalMixer", "IdentityMixer", "RWKV6Mixer", "TransformerBlock"]
+__all__ = ["AttentionMixer", "GlobalMixer", "LocalMixer", "GLAMixer", "IdentityMixer",
+           "Mamba2Mixer", "RWKV6Mixer", "RWKV7Mixer", "SCANS", "ScanMixer", "TransformerBlock"]

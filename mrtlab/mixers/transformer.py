@@ -1,8 +1,9 @@
-"""Transformer block inside each window (pre-norm, SDPA attention, GELU MLP)."""
+"""Transformer block inside each window (pre-norm, attention, GELU MLP)."""
 from __future__ import annotations
 
-import torch.nn.functional as F
 from torch import nn
+
+from ..ops.attention import attention
 
 from ..registry import register
 from .base import LocalMixer
@@ -25,6 +26,6 @@ class TransformerBlock(LocalMixer):
     def forward(self, x):
         N, T, D = x.shape
         q, k, v = self.qkv(self.norm1(x)).reshape(N, T, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)
-        a = F.scaled_dot_product_attention(q, k, v)
+        a = attention(q, k, v)
         x = x + self.proj(a.transpose(1, 2).reshape(N, T, D))
         return x + self.mlp(self.norm2(x))

@@ -1,4 +1,6 @@
-"""Kernels: pure-PyTorch chunked forms for training/encoding, step forms for decoding."""
-from .wkv6 import wkv6_chunk, wkv6_recurrent, wkv6_step
+"""Kernels, one module per op (``from mrtlab.ops.wkv6 import wkv6``).
 
-__all__ = ["wkv6_chunk", "wkv6_recurrent", "wkv6_step"]
+Each op has a chunked pure-PyTorch form for training and encoding, a step form for
+sequential decoding, and an entry point that dispatches to fla on CUDA (``dispatch.py``).
+The functions are not re-exported here, so that ``mrtlab.ops.wkv6`` stays the module.
+"""

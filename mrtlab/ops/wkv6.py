@@ -15,6 +15,19 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .dispatch import to_fla, use_fla
+
+
+def wkv6(r, k, v, w, u, scale: float = 1.0, initial_state=None, output_final_state: bool = False,
+         chunk_size: int = 16):
+    """WKV-6 for training and encoding: fla's ``chunk_rwkv6`` on CUDA, else :func:`wkv6_chunk`."""
+    if use_fla(r):
+        from fla.ops.rwkv6 import chunk_rwkv6
+        o, state = chunk_rwkv6(*to_fla(r, k, v, w), u, scale=scale, initial_state=initial_state,
+                               output_final_state=output_final_state)
+        return o.transpose(1, 2), state
+    return wkv6_chunk(r, k, v, w, u, scale, initial_state, output_final_state, chunk_size)
+
 
 def wkv6_recurrent(r, k, v, w, u, scale: float = 1.0, initial_state=None,
                    output_final_state: bool = False):

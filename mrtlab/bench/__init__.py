@@ -1,0 +1,1 @@
+"""Benchmarks behind ``mrtlab bench``: figures are measured side by side in one run."""

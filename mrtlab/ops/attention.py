@@ -1,0 +1,22 @@
+"""Softmax attention: xformers' memory-efficient kernel on CUDA when installed, else SDPA."""
+from __future__ import annotations
+
+import importlib.util
+import os
+
+import torch
+import torch.nn.functional as F
+
+
+def use_xformers(x: torch.Tensor) -> bool:
+    return (x.is_cuda and not os.environ.get("MRTLAB_NO_XFORMERS")
+            and importlib.util.find_spec("xformers") is not None)
+
+
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Non-causal attention over ``[B, H, T, K]`` with scale ``1/sqrt(K)``; returns ``[B, H, T, V]``."""
+    if use_xformers(q):
+        from xformers.ops import memory_efficient_attention
+        o = memory_efficient_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
+        return o.transpose(1, 2)
+    return F.scaled_dot_product_attention(q, k, v)

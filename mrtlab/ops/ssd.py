@@ -1,0 +1,126 @@
+"""SSD: Mamba-2's state space duality, linear attention with a scalar, data-dependent decay.
+
+Layout follows fla (``[B, H, T, K]``); ``g: [B, H, T]`` is the *log* decay of each head
+(``g <= 0``), the state ``S`` is ``[B, H, K, V]`` (fla's ``initial_state``/``final_state``)::
+
+    S_t = exp(g_t) S_{t-1} + k_t^T v_t
+    o_t = scale * q_t S_t
+
+This is fla's ``simple_gla``; ``scale`` defaults to ``1/sqrt(K)`` as in fla. Mamba-2's SSD
+layer (``h_t = exp(dt_t A) h_{t-1} + dt_t B_t^T x_t``, ``y_t = C_t h_t + D x_t``) maps to it
+as ``q = C``, ``k = B`` (its groups repeated over heads), ``v = x · dt``, ``g = A · dt``,
+``scale = 1.0``; the skip ``D x`` stays outside, and the state ``[K, V] = [d_state, headdim]``
+is the transpose of mamba_ssm's ``ssm_state``.
+
+``ssd_chunk`` is the training/encoding form (matrix products inside chunks, a loop over
+chunks only); ``ssd_recurrent`` is the step form kept for sequential decoding and as the
+reference of the chunked form.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .dispatch import to_fla, use_fla
+
+SEGMENT_ELEMENTS = 1 << 18  # per [B, H, segment, K] tensor: ~1 MB in fp32, cache-sized
+LOG2E = 1.4426950408889634
+
+
+def ssd(q, k, v, g, scale: float | None = None, initial_state=None,
+        output_final_state: bool = False, chunk_size: int = 64):
+    """SSD for training and encoding: fla's ``chunk_simple_gla`` on CUDA, else :func:`ssd_chunk`."""
+    scale = q.shape[-1] ** -0.5 if scale is None else scale
+    if use_fla(q):
+        from fla.ops.simple_gla import chunk_simple_gla
+        q, k, v, g = to_fla(q, k, v, g)
+        o, state = chunk_simple_gla(q, k, v, g=g, scale=scale, initial_state=initial_state,
+                                    output_final_state=output_final_state)
+        return o.transpose(1, 2), state
+    return ssd_chunk(q, k, v, g, scale, initial_state, output_final_state, chunk_size)
+
+
+def ssd_recurrent(q, k, v, g, scale: float | None = None, initial_state=None,
+                  output_final_state: bool = False):
+    """Step-by-step recurrence (one Python step per token)."""
+    B, H, T, K = q.shape
+    V = v.shape[-1]
+    state = q.new_zeros(B, H, K, V) if initial_state is None else initial_state
+    outs = []
+    for t in range(T):
+        state, o = ssd_step(q[:, :, t], k[:, :, t], v[:, :, t], g[:, :, t], state, scale)
+        outs.append(o)
+    o = torch.stack(outs, dim=2) if outs else v.new_zeros(B, H, 0, V)
+    return o, (state if output_final_state else None)
+
+
+def ssd_step(q, k, v, g, state, scale: float | None = None):
+    """One token: ``q, k: [B,H,K]``, ``v: [B,H,V]``, ``g: [B,H]``, ``state: [B,H,K,V]``
+    → (state, o)."""
+    scale = q.shape[-1] ** -0.5 if scale is None else scale
+    state = state * g.exp()[..., None, None] + k.unsqueeze(-1) * v.unsqueeze(-2)
+    return state, torch.einsum("bhk,bhkv->bhv", q * scale, state)
+
+
+def ssd_chunk(q, k, v, g, scale: float | None = None, initial_state=None,
+              output_final_state: bool = False, chunk_size: int = 64):
+    """Chunked parallel form: matrix products inside chunks, a loop over chunks only.
+
+    The decay between two tokens of a chunk is one scalar per head, ``exp(A_t - A_s)``
+    (``A`` the cumulative log decay from the chunk start): a ``[C, C]`` matrix of segment
+    sums ``g_{s+1} + ... + g_t``, zero above the diagonal (masked after the product), so
+    ``exp`` never sees a positive number, whatever the decay. The segment sums are a masked
+    cumulative sum down each column, not the difference ``A_t - A_s``: a sum of same-signed
+    terms rounds relative to its own size, while the difference loses ``|A| · eps`` (``1e-5``
+    of a gradient at strong decays). Chunks are processed in segments of about
+    ``SEGMENT_ELEMENTS`` per tensor, the state carried between them, so a
+    long input costs the same per token as a short one.
+    """
+    B, H, T, K = q.shape
+    V = v.shape[-1]
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be positive, got {chunk_size}")
+    if T == 0:
+        return v.new_zeros(B, H, 0, V), (initial_state if output_final_state else None)
+    scale = K ** -0.5 if scale is None else scale
+    C = min(chunk_size, T)
+    pad = (-T) % C
+    if pad:  # zero keys and zero log-decay leave the state untouched
+        q, k, v = (F.pad(x, (0, 0, 0, pad)) for x in (q, k, v))
+        g = F.pad(g, (0, pad))
+    seg = C * max(1, SEGMENT_ELEMENTS // (B * H * max(K, V) * C))
+    state = q.new_zeros(B, H, K, V) if initial_state is None else initial_state
+    outs = []
+    for x in zip(*(t.split(seg, dim=2) for t in (q, k, v, g))):  # split: one node in backward
+        o, state = _ssd_chunks(*x, scale, state, C)
+        outs.append(o)
+    o = (torch.cat(outs, dim=2) if len(outs) > 1 else outs[0])[:, :, :T]
+    return o, (state if output_final_state else None)
+
+
+def _ssd_chunks(q, k, v, g, scale: float, state, C: int):
+    """:func:`ssd_chunk` on a whole number of chunks, from ``state`` → (o, state)."""
+    B, H, T, K = q.shape
+    V = v.shape[-1]
+    N = T // C
+    q, k, v = (x.reshape(B, H, N, C, x.shape[-1]) for x in (q, k, v))
+    g = g.reshape(B, H, N, C) * LOG2E                  # base 2: exp2 is the cheaper exp
+    A = g.cumsum(-1)
+    strict = torch.ones(C, C, dtype=torch.bool, device=q.device).tril(-1)
+    segsum = g.unsqueeze(-1).expand(B, H, N, C, C).masked_fill(~strict, 0.0).cumsum(-2)
+    decay = segsum.exp2()                              # [t, s]: exp(g_{s+1} + ... + g_t)
+    o = ((q @ k.transpose(-1, -2)) * decay).tril_() @ v  # inside the chunk; scaled at the end
+
+    # across chunks: q_t reads the state at the chunk's start through exp(A_t), k_s writes
+    # into its end through exp(A_C - A_s), the last row of ``decay``
+    Q = q * A.exp2().unsqueeze(-1)
+    kv = (k * decay[..., -1, :].unsqueeze(-1)).transpose(-1, -2) @ v   # [B,H,N,K,V]
+    total = A[..., -1].exp2()[..., None, None]         # [B,H,N,1,1]
+    starts = []
+    for n in range(N):
+        starts.append(state)
+        state = torch.addcmul(kv[:, :, n], total[:, :, n], state)
+    starts = torch.stack(starts, dim=2)
+    o = torch.baddbmm(o.reshape(-1, C, V), Q.reshape(-1, C, K), starts.reshape(-1, K, V),
+                      beta=scale, alpha=scale)
+    return o.reshape(B, H, T, V), state
