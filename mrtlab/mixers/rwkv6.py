@@ -15,7 +15,7 @@ from .scan import SCANS, ScanMixer
 @register("rwkv6")
 class RWKV6Mixer(ScanMixer):
     def __init__(self, dim: int, heads: int = 8, decay_rank: int = 32,
-                 scans: tuple[str, ...] = SCANS, chunk_size: int = 16):
+                 scans: tuple[str, ...] = SCANS, chunk_size: int = 64):
         super().__init__(dim, heads, scans)
         self.chunk_size = chunk_size
         self.rkvg = nn.Linear(dim, 4 * dim, bias=False)

@@ -6,9 +6,9 @@ bonus of the current token (``[H, K]``)::
     o_t = (scale * r_t) @ (S_{t-1} + diag(u) k_t^T v_t)
     S_t = diag(exp(w_t)) S_{t-1} + k_t^T v_t
 
-``wkv6_chunk`` is the training/encoding form (matrix products inside chunks, a loop over
-chunks only); ``wkv6_recurrent`` is the step form kept for sequential decoding and as the
-reference of the chunked form.
+``wkv6_chunk`` is the training/encoding form (GLA's chunked form with shifted queries);
+``wkv6_recurrent`` is the step form kept for sequential decoding and as the reference of
+the chunked form.
 """
 from __future__ import annotations
 
@@ -16,10 +16,11 @@ import torch
 import torch.nn.functional as F
 
 from .dispatch import to_fla, use_fla
+from .gla import gla_chunk
 
 
 def wkv6(r, k, v, w, u, scale: float = 1.0, initial_state=None, output_final_state: bool = False,
-         chunk_size: int = 16):
+         chunk_size: int = 64):
     """WKV-6 for training and encoding: fla's ``chunk_rwkv6`` on CUDA, else :func:`wkv6_chunk`."""
     if use_fla(r):
         from fla.ops.rwkv6 import chunk_rwkv6
@@ -50,48 +51,21 @@ def wkv6_step(r, k, v, w, u, state, scale: float = 1.0):
     return state * w.exp().unsqueeze(-1) + kv, o
 
 
-MAX_CHUNK_DECAY = 60.0  # exp(±60) stays well inside fp32's range
-
-
 def wkv6_chunk(r, k, v, w, u, scale: float = 1.0, initial_state=None,
-               output_final_state: bool = False, chunk_size: int = 16):
-    """Chunked parallel form: matrix products inside chunks, a loop over chunks only.
+               output_final_state: bool = False, chunk_size: int = 64):
+    """Chunked parallel form, through the GLA op.
 
-    Inside a chunk, ``exp(A_{t-1} - A_s)`` is factored into ``exp(A_{t-1}) · exp(-A_s)``
-    (``A`` the cumulative log decay from the chunk start), which is exact as long as
-    ``|A|`` stays within ``MAX_CHUNK_DECAY``; the chunk is shortened (to a power of two)
-    when the strongest decay in the input would break that bound.
+    WKV-6 reads the state *before* the current token, GLA after it, with the same state
+    update: ``r_t S_{t-1}`` is GLA's output at ``t-1`` for the query ``r_t``. So WKV-6 is
+    GLA with the queries shifted back by one token, the first token reading the initial
+    state, plus the bonus term; GLA's chunked form is stable for any decay.
     """
     B, H, T, K = r.shape
-    V = v.shape[-1]
-    if T == 0:
-        return v.new_zeros(B, H, 0, V), (initial_state if output_final_state else None)
-    strongest = float(-w.detach().min()) if w.numel() else 0.0
-    C = chunk_size
-    while C > 1 and C * strongest > MAX_CHUNK_DECAY:
-        C //= 2
-    pad = (-T) % C
-    if pad:  # zero keys/queries and zero log-decay leave the state untouched
-        r, k, v, w = (F.pad(x, (0, 0, 0, pad)) for x in (r, k, v, w))
-    N = (T + pad) // C
-    r, k, v, w = (x.reshape(B, H, N, C, x.shape[-1]) for x in (r, k, v, w))
-    A = w.cumsum(dim=-2)                       # inclusive cumulative log decay
-    r_in = r * ((A - w).exp() * scale)         # r_t · exp(A_{t-1}): reads the chunk's start
-    bonus = ((r * scale) * u[None, :, None, None, :] * k).sum(-1, keepdim=True)
-    o = bonus * v
-    if C > 1:                                  # pairs s < t inside a chunk
-        k_in = k * (-A).exp()                  # k_s · exp(-A_s), bounded by exp(MAX_CHUNK_DECAY)
-        strict = torch.ones(C, C, dtype=torch.bool, device=r.device).tril(-1)
-        o = o + (r_in @ k_in.transpose(-1, -2)).masked_fill(~strict, 0.0) @ v
-
-    last = A[..., -1:, :]
-    k_end = k * (last - A).exp()               # k_s · exp(A_last - A_s): into the chunk's end
-    decay = last.squeeze(-2).exp().unsqueeze(-1)  # [B,H,N,K,1]
-    state = r.new_zeros(B, H, K, V) if initial_state is None else initial_state
-    inter = []
-    for n in range(N):
-        inter.append(r_in[:, :, n] @ state)
-        state = decay[:, :, n] * state + k_end[:, :, n].transpose(-1, -2) @ v[:, :, n]
-    o = o + torch.stack(inter, dim=2)
-    o = o.reshape(B, H, N * C, V)[:, :, :T]
-    return o, (state if output_final_state else None)
+    q = F.pad(r[:, :, 1:], (0, 0, 0, 1))
+    o, state = gla_chunk(q, k, v, w, scale, initial_state, output_final_state, chunk_size)
+    first = (r[:, :, :1] * scale) @ initial_state if initial_state is not None else o[:, :, :1] * 0
+    o = torch.cat([first, o[:, :, :-1]], dim=2)[:, :, :T]
+    bonus = ((r * scale) * u[None, :, None, :] * k).sum(-1, keepdim=True)
+    if output_final_state and state is None:
+        state = r.new_zeros(B, H, K, v.shape[-1])
+    return o + bonus * v, state
