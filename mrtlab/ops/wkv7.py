@@ -27,7 +27,7 @@ from .dispatch import to_fla, use_fla
 
 
 def wkv7(r, w, k, v, a, b, scale: float = 1.0, initial_state=None,
-         output_final_state: bool = False, chunk_size: int = 16):
+         output_final_state: bool = False, chunk_size: int = 64):
     """WKV-7 for training and encoding: fla's ``chunk_rwkv7`` on CUDA, else :func:`wkv7_chunk`.
 
     ``chunk_size`` tunes the PyTorch form only; fla picks its own kernel chunk.
@@ -79,7 +79,7 @@ def _flushed_exp(x):
 
 
 def wkv7_chunk(r, w, k, v, a, b, scale: float = 1.0, initial_state=None,
-               output_final_state: bool = False, chunk_size: int = 16):
+               output_final_state: bool = False, chunk_size: int = 64):
     """Chunked parallel form: matrix products inside chunks, a loop over chunks only.
 
     Inside a chunk, the reads ``u_t = S_{t-1}^T a_t`` of the low-rank term satisfy a unit
