@@ -21,3 +21,16 @@ def use_fla(x: torch.Tensor) -> bool:
 def to_fla(*xs: torch.Tensor | None):
     """``[B, H, T, ...]`` → ``[B, T, H, ...]`` (None passes through)."""
     return [x.transpose(1, 2) if x is not None else None for x in xs]
+
+
+def step_through(step, seqs, value_dim: int, initial_state=None, output_final_state: bool = False):
+    """The step form of every op: ``step(tokens, state) → (state, o)`` over dim 2 of ``seqs``
+    (``[B, H, T, ...]``, the first one ``[B, H, T, K]``); the state is ``[B, H, K, V]``."""
+    B, H, T, K = seqs[0].shape
+    state = seqs[0].new_zeros(B, H, K, value_dim) if initial_state is None else initial_state
+    outs = []
+    for t in range(T):
+        state, o = step([x[:, :, t] for x in seqs], state)
+        outs.append(o)
+    o = torch.stack(outs, dim=2) if outs else seqs[0].new_zeros(B, H, 0, value_dim)
+    return o, (state if output_final_state else None)

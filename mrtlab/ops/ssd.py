@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .dispatch import to_fla, use_fla
+from .dispatch import step_through, to_fla, use_fla
 
 SEGMENT_ELEMENTS = 1 << 18  # per [B, H, segment, K] tensor: ~1 MB in fp32, cache-sized
 LOG2E = 1.4426950408889634
@@ -43,15 +43,8 @@ def ssd(q, k, v, g, scale: float | None = None, initial_state=None,
 def ssd_recurrent(q, k, v, g, scale: float | None = None, initial_state=None,
                   output_final_state: bool = False):
     """Step-by-step recurrence (one Python step per token)."""
-    B, H, T, K = q.shape
-    V = v.shape[-1]
-    state = q.new_zeros(B, H, K, V) if initial_state is None else initial_state
-    outs = []
-    for t in range(T):
-        state, o = ssd_step(q[:, :, t], k[:, :, t], v[:, :, t], g[:, :, t], state, scale)
-        outs.append(o)
-    o = torch.stack(outs, dim=2) if outs else v.new_zeros(B, H, 0, V)
-    return o, (state if output_final_state else None)
+    return step_through(lambda x, s: ssd_step(*x, s, scale), (q, k, v, g), v.shape[-1],
+                        initial_state, output_final_state)
 
 
 def ssd_step(q, k, v, g, state, scale: float | None = None):

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .dispatch import to_fla, use_fla
+from .dispatch import step_through, to_fla, use_fla
 from .gla import gla_chunk
 
 
@@ -33,15 +33,8 @@ def wkv6(r, k, v, w, u, scale: float = 1.0, initial_state=None, output_final_sta
 def wkv6_recurrent(r, k, v, w, u, scale: float = 1.0, initial_state=None,
                    output_final_state: bool = False):
     """Step-by-step recurrence (one Python step per token)."""
-    B, H, T, K = r.shape
-    V = v.shape[-1]
-    state = r.new_zeros(B, H, K, V) if initial_state is None else initial_state
-    outs = []
-    for t in range(T):
-        state, o = wkv6_step(r[:, :, t], k[:, :, t], v[:, :, t], w[:, :, t], u, state, scale)
-        outs.append(o)
-    o = torch.stack(outs, dim=2) if outs else v.new_zeros(B, H, 0, V)
-    return o, (state if output_final_state else None)
+    return step_through(lambda x, s: wkv6_step(*x, u, s, scale), (r, k, v, w), v.shape[-1],
+                        initial_state, output_final_state)
 
 
 def wkv6_step(r, k, v, w, u, state, scale: float = 1.0):

@@ -23,7 +23,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .dispatch import to_fla, use_fla
+from .dispatch import step_through, to_fla, use_fla
 
 
 def wkv7(r, w, k, v, a, b, scale: float = 1.0, initial_state=None,
@@ -45,16 +45,8 @@ def wkv7(r, w, k, v, a, b, scale: float = 1.0, initial_state=None,
 def wkv7_recurrent(r, w, k, v, a, b, scale: float = 1.0, initial_state=None,
                    output_final_state: bool = False):
     """Step-by-step recurrence (one Python step per token)."""
-    B, H, T, K = r.shape
-    V = v.shape[-1]
-    state = r.new_zeros(B, H, K, V) if initial_state is None else initial_state
-    outs = []
-    for t in range(T):
-        state, o = wkv7_step(r[:, :, t], w[:, :, t], k[:, :, t], v[:, :, t], a[:, :, t],
-                             b[:, :, t], state, scale)
-        outs.append(o)
-    o = torch.stack(outs, dim=2) if outs else v.new_zeros(B, H, 0, V)
-    return o, (state if output_final_state else None)
+    return step_through(lambda x, s: wkv7_step(*x, s, scale), (r, w, k, v, a, b), v.shape[-1],
+                        initial_state, output_final_state)
 
 
 def wkv7_step(r, w, k, v, a, b, state, scale: float = 1.0):
