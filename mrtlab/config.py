@@ -30,6 +30,14 @@ def one_line(e: Exception, limit: int = 300) -> str:
     return text if len(text) <= limit else text[:limit] + " …"
 
 
+COMPONENTS = ("tokenizer", "local_mixer", "global_mixer", "quantizer", "entropy_model")
+
+
+def _names_a_part(key: str) -> bool:
+    """``--model.global_mixer`` or ``--….class_path``: the keys whose value may be a short name."""
+    return key.endswith(".class_path") or key in {f"--model.{c}" for c in COMPONENTS}
+
+
 def _resolve_argv(argv: list[str]) -> list[str]:
     """Load ``--config`` files with short names resolved; resolve short-name overrides."""
     out, it = [], iter(argv)
@@ -38,15 +46,13 @@ def _resolve_argv(argv: list[str]) -> list[str]:
         if key == "--config":
             path = value if eq else next(it, "")
             out += ["--config", yaml.safe_dump(load_recipe(path))]
-            continue
-        if not eq and arg.startswith("--") and (arg.endswith(".class_path") or arg.count(".") == 1):
+        elif _names_a_part(key) and eq:
+            out.append(f"{key}={class_path(value)}")
+        elif _names_a_part(key):
             value = next(it, None)
-            if value is None:
-                out.append(arg)
-                break
-            out += [arg, class_path(value)]
-            continue
-        out.append(f"{key}={class_path(value)}" if eq and key.startswith("--") else arg)
+            out += [key] if value is None else [key, class_path(value)]
+        else:
+            out.append(arg)
     return out
 
 

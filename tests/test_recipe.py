@@ -79,3 +79,10 @@ def test_ablation_recipes_differ_only_in_the_global_mixer():
                 d.pop("out", None)
             assert a == b, f"{path.name}: {section} differs from the main recipe"
     assert names == {"rwkv6", "rwkv7", "mamba2", "gla", "attention", "identity"}
+
+
+def test_only_part_keys_take_short_names():
+    cfg = parse(["--config", str(DEMO), "--train.out=rwkv6", "--train.data", "fsq",
+                 "--model.global_mixer", "identity"])
+    assert cfg.train.out == "rwkv6" and cfg.train.data == "fsq"
+    assert cfg.model.global_mixer.class_path.endswith("IdentityMixer")
