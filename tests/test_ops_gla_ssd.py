@@ -3,6 +3,7 @@ backward; the CUDA dispatch hands fla the right arguments."""
 import pytest
 import torch
 
+from mrtlab.ops import dispatch
 from mrtlab.ops import gla as gla_mod
 from mrtlab.ops import ssd as ssd_mod
 
@@ -71,8 +72,7 @@ def test_segments_equal_one_pass(op, decay, monkeypatch):
     chunk_fn = OPS[op][0]
     xs = inputs(op, T=70, decay=decay)
     ref = outputs_and_grads(lambda *x: chunk_fn(*x[:4], 0.5, x[4], True, 8), xs)
-    module = gla_mod if op == "gla" else ssd_mod
-    monkeypatch.setattr(module, "SEGMENT_ELEMENTS", 1)  # one chunk per segment
+    monkeypatch.setattr(dispatch, "SEGMENT_ELEMENTS", 1)  # one chunk per segment
     got = outputs_and_grads(lambda *x: chunk_fn(*x[:4], 0.5, x[4], True, 8), xs)
     assert_close(got, ref)
 

@@ -13,9 +13,8 @@ kept for sequential decoding and as the reference of the chunked form.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
-from .dispatch import step_through, to_fla, use_fla
+from .dispatch import over_segments, step_through, to_fla, use_fla
 
 
 def gla(q, k, v, g, scale: float | None = None, initial_state=None,
@@ -45,7 +44,6 @@ def gla_step(q, k, v, g, state, scale: float | None = None):
 
 
 MAX_LEAF_DECAY = 40.0  # exp(±40) and exp(-80) (the gradient of k / P) stay normal fp32 numbers
-SEGMENT_ELEMENTS = 1 << 18  # per [B, H, segment, K] tensor: ~1 MB in fp32, cache-sized
 LOG2E = 1.4426950408889634
 
 
@@ -67,7 +65,7 @@ def gla_chunk(q, k, v, g, scale: float | None = None, initial_state=None,
     ``g <= 0``. The factors are products of ``exp`` of sums of gates (never a difference of
     cumulative sums), so their rounding is relative to their own size.
 
-    Chunks are processed in segments of about ``SEGMENT_ELEMENTS`` per tensor, the state
+    Chunks are processed in segments of about ``dispatch.SEGMENT_ELEMENTS`` per tensor, the state
     carried between them: a long input then costs the same per token as a short one (no
     cache misses, no page faults of huge temporaries). ``chunk_size``: a power of two.
     """
@@ -79,17 +77,8 @@ def gla_chunk(q, k, v, g, scale: float | None = None, initial_state=None,
         return v.new_zeros(B, H, 0, V), (initial_state if output_final_state else None)
     scale = K ** -0.5 if scale is None else scale
     C = min(chunk_size, 1 << (T - 1).bit_length())  # a short input is not padded to a long chunk
-    pad = (-T) % C
-    if pad:  # zero keys and zero log-decay leave the state untouched
-        q, k, v, g = (F.pad(x, (0, 0, 0, pad)) for x in (q, k, v, g))
-    seg = C * max(1, SEGMENT_ELEMENTS // (B * H * max(K, V) * C))
-    state = q.new_zeros(B, H, K, V) if initial_state is None else initial_state
-    outs = []
-    for x in zip(*(t.split(seg, dim=2) for t in (q, k, v, g))):  # split: one node in backward
-        o, state = _gla_chunks(*x, scale, state, C)
-        outs.append(o)
-    o = (torch.cat(outs, dim=2) if len(outs) > 1 else outs[0])[:, :, :T]
-    return o, (state if output_final_state else None)
+    return over_segments(_gla_chunks, (q, k, v, g), C, scale, V, initial_state,
+                         output_final_state)
 
 
 def _gla_chunks(q, k, v, g, scale: float, state, C: int):

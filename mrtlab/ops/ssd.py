@@ -19,11 +19,9 @@ reference of the chunked form.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
-from .dispatch import step_through, to_fla, use_fla
+from .dispatch import over_segments, step_through, to_fla, use_fla
 
-SEGMENT_ELEMENTS = 1 << 18  # per [B, H, segment, K] tensor: ~1 MB in fp32, cache-sized
 LOG2E = 1.4426950408889634
 
 
@@ -66,7 +64,7 @@ def ssd_chunk(q, k, v, g, scale: float | None = None, initial_state=None,
     cumulative sum down each column, not the difference ``A_t - A_s``: a sum of same-signed
     terms rounds relative to its own size, while the difference loses ``|A| · eps`` (``1e-5``
     of a gradient at strong decays). Chunks are processed in segments of about
-    ``SEGMENT_ELEMENTS`` per tensor, the state carried between them, so a
+    ``dispatch.SEGMENT_ELEMENTS`` per tensor, the state carried between them, so a
     long input costs the same per token as a short one.
     """
     B, H, T, K = q.shape
@@ -77,18 +75,8 @@ def ssd_chunk(q, k, v, g, scale: float | None = None, initial_state=None,
         return v.new_zeros(B, H, 0, V), (initial_state if output_final_state else None)
     scale = K ** -0.5 if scale is None else scale
     C = min(chunk_size, T)
-    pad = (-T) % C
-    if pad:  # zero keys and zero log-decay leave the state untouched
-        q, k, v = (F.pad(x, (0, 0, 0, pad)) for x in (q, k, v))
-        g = F.pad(g, (0, pad))
-    seg = C * max(1, SEGMENT_ELEMENTS // (B * H * max(K, V) * C))
-    state = q.new_zeros(B, H, K, V) if initial_state is None else initial_state
-    outs = []
-    for x in zip(*(t.split(seg, dim=2) for t in (q, k, v, g))):  # split: one node in backward
-        o, state = _ssd_chunks(*x, scale, state, C)
-        outs.append(o)
-    o = (torch.cat(outs, dim=2) if len(outs) > 1 else outs[0])[:, :, :T]
-    return o, (state if output_final_state else None)
+    return over_segments(_ssd_chunks, (q, k, v, g), C, scale, V, initial_state,
+                         output_final_state)
 
 
 def _ssd_chunks(q, k, v, g, scale: float, state, C: int):
