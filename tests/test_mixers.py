@@ -71,7 +71,7 @@ QUADRATIC = {"rwkv6": ("mrtlab.mixers.rwkv6", "wkv6", quad_wkv6),
              "rwkv7": ("mrtlab.mixers.rwkv7", "wkv7", quad_wkv7),
              "mamba2": ("mrtlab.mixers.mamba2", "ssd", quad_ssd),
              "gla": ("mrtlab.mixers.gla", "gla", quad_gla),
-             "attention": ("mrtlab.mixers.attention", "attention", quad_attention)}
+             "attention": ("mrtlab.ops.attention", "attention", quad_attention)}
 
 
 def make(name, dim=32, seed=0):

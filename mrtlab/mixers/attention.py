@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-from ..ops.attention import attention
+from ..ops.attention import multi_head_attention
 from ..registry import register
 from .base import GlobalMixer
 
@@ -39,6 +39,5 @@ class AttentionMixer(GlobalMixer):
     def forward(self, x):
         B, h, w, D = x.shape
         z = self.norm(x) + grid_positions(h, w, D, x.device)
-        q, k, v = self.qkv(z).reshape(B, h * w, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)
-        o = attention(q, k, v).transpose(1, 2).reshape(B, h, w, D)
-        return x + self.out(o)
+        o = multi_head_attention(self.qkv(z).flatten(1, 2), self.heads)
+        return x + self.out(o.reshape(B, h, w, D))

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from ..ops.attention import attention
+from ..ops.attention import multi_head_attention
 
 from ..registry import register
 from .base import LocalMixer
@@ -24,8 +24,5 @@ class TransformerBlock(LocalMixer):
         self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
 
     def forward(self, x):
-        N, T, D = x.shape
-        q, k, v = self.qkv(self.norm1(x)).reshape(N, T, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)
-        a = attention(q, k, v)
-        x = x + self.proj(a.transpose(1, 2).reshape(N, T, D))
+        x = x + self.proj(multi_head_attention(self.qkv(self.norm1(x)), self.heads))
         return x + self.mlp(self.norm2(x))

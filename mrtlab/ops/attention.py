@@ -20,3 +20,10 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor
         o = memory_efficient_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
         return o.transpose(1, 2)
     return F.scaled_dot_product_attention(q, k, v)
+
+
+def multi_head_attention(qkv: torch.Tensor, heads: int) -> torch.Tensor:
+    """Packed projections ``[B, T, 3·D]`` → attention output ``[B, T, D]`` over ``heads`` heads."""
+    B, T, D3 = qkv.shape
+    q, k, v = qkv.reshape(B, T, 3, heads, D3 // (3 * heads)).permute(2, 0, 3, 1, 4)
+    return attention(q, k, v).transpose(1, 2).reshape(B, T, D3 // 3)
