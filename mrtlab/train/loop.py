@@ -55,9 +55,12 @@ def train(model, model_cfg: dict, cfg: TrainConfig) -> Path:
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg))
     model, opt, sched = acc.prepare(model, opt, sched)
     state_dir, start = out / "state", 0
-    if (state_dir / "step.json").is_file():
-        acc.load_state(str(state_dir))
-        start = json.loads((state_dir / "step.json").read_text())["step"]
+    # a crash between the two renames of save_checkpoint leaves only state.old: use it
+    last = next((d for d in (state_dir, state_dir.with_name("state.old"))
+                 if (d / "step.json").is_file()), None)
+    if last is not None:
+        acc.load_state(str(last))
+        start = json.loads((last / "step.json").read_text())["step"]
     data = RandomCrops(cfg.data, cfg.crop, cfg.steps * cfg.batch_size, cfg.seed)
     sampler = range(start * cfg.batch_size, cfg.steps * cfg.batch_size)
     loader = torch.utils.data.DataLoader(data, batch_size=cfg.batch_size, sampler=sampler)
