@@ -1,5 +1,5 @@
 """Entropy models of the 1-D symbol sequence."""
-from .base import EntropyModel, integer_pmf, interpolated_bits, level_mask
+from .base import EntropyModel, Layout, integer_pmf, interpolated_bits, level_mask
 from .factorized import FactorizedEntropyModel
 
-__all__ = ["EntropyModel", "FactorizedEntropyModel", "integer_pmf", "interpolated_bits", "level_mask"]
+__all__ = ["EntropyModel", "Layout", "FactorizedEntropyModel", "integer_pmf", "interpolated_bits", "level_mask"]

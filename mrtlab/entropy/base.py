@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -45,13 +46,34 @@ def integer_pmf(logp: np.ndarray, n: int) -> np.ndarray:
     return freq
 
 
+@dataclass(frozen=True)
+class Layout:
+    """How a symbol sequence lies on the image: ``rows × cols`` windows, ``slots`` tokens each.
+
+    The sequence is window-major (raster order of windows, then slot), so token ``t`` is
+    slot ``t % slots`` of window ``t // slots``. A 2-D latent is the case ``slots = 1``.
+    """
+    slots: int
+    rows: int
+    cols: int
+
+    @property
+    def windows(self) -> int:
+        return self.rows * self.cols
+
+    @property
+    def tokens(self) -> int:
+        return self.rows * self.cols * self.slots
+
+
 class EntropyModel(nn.Module, ABC):
     """Prices and codes the symbol sequence of a 1-D latent.
 
-    The sequence is ``[B, T, C]``: T tokens in window-major order (``slots`` latent tokens
-    per window), C channels, channel ``c`` drawn from ``levels[c]`` symbols.
-    ``forward`` returns bits per symbol (differentiable, for training);
-    ``compress``/``decompress`` turn the integer symbols of one image into bytes and back.
+    The sequence is ``[B, T, C]``: T tokens laid out as ``layout`` says, C channels,
+    channel ``c`` drawn from ``levels[c]`` symbols. ``forward`` returns bits per symbol
+    (differentiable, for training; side information is attributed to the symbols it
+    describes); ``compress``/``decompress`` turn the integer symbols ``[T, C]`` of one image
+    into bytes and back.
     """
 
     def __init__(self, levels: list[int]):
@@ -59,14 +81,14 @@ class EntropyModel(nn.Module, ABC):
         self.levels = list(levels)
 
     @abstractmethod
-    def forward(self, q: torch.Tensor, slots: int) -> torch.Tensor: ...
+    def forward(self, q: torch.Tensor, layout: Layout) -> torch.Tensor: ...
 
     @abstractmethod
     def update(self) -> None:
         """Build the integer tables used for coding (call after training, before export)."""
 
     @abstractmethod
-    def compress(self, symbols: torch.Tensor, slots: int) -> bytes: ...
+    def compress(self, symbols: torch.Tensor, layout: Layout) -> bytes: ...
 
     @abstractmethod
-    def decompress(self, data: bytes, tokens: int, slots: int) -> torch.Tensor: ...
+    def decompress(self, data: bytes, layout: Layout) -> torch.Tensor: ...

@@ -21,7 +21,7 @@ class FactorizedEntropyModel(EntropyModel):
     def log_probs(self) -> torch.Tensor:
         return self.logits.masked_fill(~self.mask, float("-inf")).log_softmax(-1)
 
-    def forward(self, q, slots):
+    def forward(self, q, layout):
         logp = self.log_probs().expand(*q.shape, -1)
         return interpolated_bits(logp, q, self.levels)
 
@@ -38,16 +38,16 @@ class FactorizedEntropyModel(EntropyModel):
             self.pmf[c, :n].double().numpy() / float(self.pmf[c, :n].sum()), perfect=False)
             for c, n in enumerate(self.levels)]
 
-    def compress(self, symbols, slots):
+    def compress(self, symbols, layout):
         enc = constriction.stream.queue.RangeEncoder()
         sym = symbols.cpu().numpy().astype(np.int32)
         for c, model in enumerate(self._models()):
             enc.encode(np.ascontiguousarray(sym[:, c]), model)
         return enc.get_compressed().tobytes()
 
-    def decompress(self, data, tokens, slots):
+    def decompress(self, data, layout):
         if len(data) % 4:
             raise MrtlabError("payload length is not a whole number of 32-bit words")
         dec = constriction.stream.queue.RangeDecoder(np.frombuffer(data, dtype=np.uint32).copy())
-        cols = [dec.decode(model, tokens) for model in self._models()]
+        cols = [dec.decode(model, layout.tokens) for model in self._models()]
         return torch.from_numpy(np.stack(cols, axis=1).astype(np.int64))

@@ -6,7 +6,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from ..entropy import EntropyModel
+from ..entropy import EntropyModel, Layout
 from ..mixers import GlobalMixer, LocalMixer
 from ..quantizers import Quantizer
 from ..tokenizers import Grid, Tokenizer
@@ -63,6 +63,10 @@ class MRT(nn.Module):
         self.decoder = MixerStack(decoder_layers, dim, local_mixer, global_mixer, L)
         self.out_norm = nn.LayerNorm(dim)
 
+    def layout(self, grid: Grid) -> Layout:
+        """Where the symbol sequence of an image lies: windows × latent slots."""
+        return Layout(self.latent_tokens, grid.windows_h, grid.windows_w)
+
     # -- analysis / synthesis ---------------------------------------------------------
     def encode(self, image: torch.Tensor) -> tuple[torch.Tensor, Grid]:
         """``[B,3,H,W]`` in [0,1] → continuous latent ``[B, windows·L, C]`` and its Grid."""
@@ -86,7 +90,7 @@ class MRT(nn.Module):
         """Training pass: reconstruction and bits per symbol (differentiable)."""
         y, grid = self.encode(image)
         q = self.quantizer(y)
-        bits = self.entropy_model(q, self.latent_tokens)
+        bits = self.entropy_model(q, self.layout(grid))
         return {"x_hat": self.decode(q, grid), "bits": bits, "symbols": q, "grid": grid}
 
     # -- coding (one image at a time) ------------------------------------------------
@@ -100,15 +104,15 @@ class MRT(nn.Module):
         y, grid = self.encode(image)
         q = self.quantizer(y)
         symbols = self.quantizer.symbols(q)[0]
-        est = float(self.entropy_model(q, self.latent_tokens).sum())
-        return {"payload": self.entropy_model.compress(symbols, self.latent_tokens),
+        layout = self.layout(grid)
+        est = float(self.entropy_model(q, layout).sum())
+        return {"payload": self.entropy_model.compress(symbols, layout),
                 "symbols": symbols, "grid": grid, "estimated_bits": est}
 
     @torch.no_grad()
     def decompress(self, payload: bytes, height: int, width: int) -> dict:
         grid = self.tokenizer.grid(height, width)
-        symbols = self.entropy_model.decompress(payload, grid.windows * self.latent_tokens,
-                                                self.latent_tokens)
+        symbols = self.entropy_model.decompress(payload, self.layout(grid))
         return {"symbols": symbols, "x_hat": self.reconstruct(symbols, grid)}
 
     @torch.no_grad()

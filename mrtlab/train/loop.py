@@ -65,7 +65,6 @@ def train(model, model_cfg: dict, cfg: TrainConfig) -> Path:
     sampler = range(start * cfg.batch_size, cfg.steps * cfg.batch_size)
     loader = torch.utils.data.DataLoader(data, batch_size=cfg.batch_size, sampler=sampler)
     raw = acc.unwrap_model(model)
-    L = raw.latent_tokens
     log_file = (out / "log.jsonl").open("a")
     bar = tqdm(total=cfg.steps, initial=start, disable=not acc.is_main_process, desc="train")
     t0, step = time.time(), start
@@ -78,7 +77,7 @@ def train(model, model_cfg: dict, cfg: TrainConfig) -> Path:
             bpp = res["bits"].sum() / pixels
             # the entropy model always learns the symbol distribution; the encoder sees
             # the rate only through rate_weight
-            em_bpp = raw.entropy_model(res["symbols"].detach(), L).sum() / pixels
+            em_bpp = raw.entropy_model(res["symbols"].detach(), raw.layout(res["grid"])).sum() / pixels
             loss = mse + cfg.rate_weight * bpp + em_bpp
         opt.zero_grad(set_to_none=True)
         acc.backward(loss)
