@@ -10,6 +10,7 @@ from ..entropy import EntropyModel, Layout
 from ..mixers import GlobalMixer, LocalMixer
 from ..quantizers import Quantizer
 from ..tokenizers import Grid, Tokenizer
+from .base import CodecModel
 
 
 class MixerStack(nn.Module):
@@ -32,7 +33,7 @@ class MixerStack(nn.Module):
         return x
 
 
-class MRT(nn.Module):
+class MRT(CodecModel):
     """The Mixed RWKV-Transformer codec model; every part is a recipe-chosen plugin.
 
     Symbols are ordered window-major: ``[B, windows·latent_tokens, channels]``.
@@ -63,13 +64,14 @@ class MRT(nn.Module):
         self.decoder = MixerStack(decoder_layers, dim, local_mixer, global_mixer, L)
         self.out_norm = nn.LayerNorm(dim)
 
+    def grid(self, height: int, width: int) -> Grid:
+        return self.tokenizer.grid(height, width)
+
     def layout(self, grid: Grid) -> Layout:
-        """Where the symbol sequence of an image lies: windows × latent slots."""
         return Layout(self.latent_tokens, grid.windows_h, grid.windows_w)
 
     # -- analysis / synthesis ---------------------------------------------------------
     def encode(self, image: torch.Tensor) -> tuple[torch.Tensor, Grid]:
-        """``[B,3,H,W]`` in [0,1] → continuous latent ``[B, windows·L, C]`` and its Grid."""
         tokens, grid = self.tokenizer.tokenize(image)
         B, h, w = tokens.shape[:3]
         lat = self.latent_queries.expand(B, h, w, -1, -1)
@@ -78,45 +80,9 @@ class MRT(nn.Module):
         return y.reshape(B, h * w * self.latent_tokens, -1), grid
 
     def decode(self, q: torch.Tensor, grid: Grid) -> torch.Tensor:
-        """Symbol positions ``[B, windows·L, C]`` → image ``[B,3,H,W]`` (not clamped)."""
         B = q.shape[0]
         h, w, L = grid.windows_h, grid.windows_w, self.latent_tokens
         lat = self.from_latent(self.quantizer.dequantize(q.float())).reshape(B, h, w, L, -1)
         mask = self.mask_tokens.expand(B, h, w, -1, -1)
         x = self.decoder(torch.cat([mask, lat + self.latent_slots], dim=3))
         return self.tokenizer.detokenize(self.out_norm(x[:, :, :, :-L]), grid)
-
-    def forward(self, image: torch.Tensor) -> dict:
-        """Training pass: reconstruction and bits per symbol (differentiable)."""
-        y, grid = self.encode(image)
-        q = self.quantizer(y)
-        bits = self.entropy_model(q, self.layout(grid))
-        return {"x_hat": self.decode(q, grid), "bits": bits, "symbols": q, "grid": grid}
-
-    # -- coding (one image at a time) ------------------------------------------------
-    def update(self) -> None:
-        """Freeze the entropy model's integer coding tables."""
-        self.entropy_model.update()
-
-    @torch.no_grad()
-    def compress(self, image: torch.Tensor) -> dict:
-        """``[1,3,H,W]`` → payload bytes, the symbols and the model's estimate of their bits."""
-        y, grid = self.encode(image)
-        q = self.quantizer(y)
-        symbols = self.quantizer.symbols(q)[0]
-        layout = self.layout(grid)
-        est = float(self.entropy_model(q, layout).sum())
-        return {"payload": self.entropy_model.compress(symbols, layout),
-                "symbols": symbols, "grid": grid, "estimated_bits": est}
-
-    @torch.no_grad()
-    def decompress(self, payload: bytes, height: int, width: int) -> dict:
-        grid = self.tokenizer.grid(height, width)
-        symbols = self.entropy_model.decompress(payload, self.layout(grid))
-        return {"symbols": symbols, "x_hat": self.reconstruct(symbols, grid)}
-
-    @torch.no_grad()
-    def reconstruct(self, symbols: torch.Tensor, grid: Grid) -> torch.Tensor:
-        """The decoder's image from integer symbols ``[T, C]``, as uint8 ``[3,H,W]``."""
-        x = self.decode(symbols[None].float(), grid)[0]
-        return (x.clamp(0, 1) * 255).round().to(torch.uint8)
