@@ -128,13 +128,20 @@ def test_attention_dispatches_to_xformers(monkeypatch):
     ops_attention = importlib.import_module("mrtlab.ops.attention")
     calls = []
 
+    class LowerTriangularMask:
+        pass
+
     def fake_mea(q, k, v, attn_bias=None, p=0.0, scale=None):
         calls.append(q.shape)
         t = lambda x: x.transpose(1, 2)
-        return t(quad_attention(t(q), t(k), t(v)))
+        s = t(q) @ t(k).transpose(-1, -2) / q.shape[-1] ** 0.5
+        if isinstance(attn_bias, LowerTriangularMask):
+            s = s.masked_fill(torch.ones_like(s, dtype=torch.bool).triu(1), float("-inf"))
+        return t(s.softmax(-1) @ t(v))
 
     fake = types.ModuleType("xformers.ops")
     fake.memory_efficient_attention = fake_mea
+    fake.LowerTriangularMask = LowerTriangularMask
     monkeypatch.setitem(sys.modules, "xformers", types.ModuleType("xformers"))
     monkeypatch.setitem(sys.modules, "xformers.ops", fake)
     monkeypatch.setattr(ops_attention, "use_xformers", lambda x: True)
@@ -142,3 +149,6 @@ def test_attention_dispatches_to_xformers(monkeypatch):
     out = ops_attention.attention(q, k, v)
     assert calls == [(2, 10, 3, 8)]
     assert rel(out, torch.nn.functional.scaled_dot_product_attention(q, k, v)) <= 1e-5
+    out = ops_attention.attention(q, k, v, causal=True)
+    sdpa = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+    assert rel(out, sdpa) <= 1e-5

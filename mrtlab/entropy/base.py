@@ -3,9 +3,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
+import constriction
 import numpy as np
 import torch
 from torch import nn
+
+from ..errors import MrtlabError
 
 PROB_BITS = 16  # integer probability tables sum to 2**PROB_BITS
 
@@ -32,18 +35,55 @@ def interpolated_bits(logp: torch.Tensor, q: torch.Tensor, levels: list[int]) ->
     return (nats_lo + frac.unsqueeze(-1) * (nats_hi - nats_lo)).squeeze(-1) / np.log(2)
 
 
-def integer_pmf(logp: np.ndarray, n: int) -> np.ndarray:
-    """Quantize one distribution over ``n`` symbols to integers ≥ 1 summing to 2**PROB_BITS.
+def integer_pmfs(logp: np.ndarray) -> np.ndarray:
+    """Rows of log-probabilities ``[N, n]`` (−inf: impossible symbol) → int64 frequencies,
+    ≥ 1 on each row's possible symbols, 0 elsewhere, summing to 2**PROB_BITS.
 
-    Done in float64 numpy from stored parameters so that encoder and decoder, whatever
-    their thread count, derive the same table.
+    Done in float64 numpy from parameters already on a grid, so that encoder and decoder,
+    whatever their thread count, derive the same table.
     """
-    p = np.exp(logp[:n] - logp[:n].max())
-    p /= p.sum()
+    possible = np.isfinite(logp)
+    p = np.exp(logp - logp.max(-1, keepdims=True))
     total = 1 << PROB_BITS
-    freq = np.floor(p * (total - n)).astype(np.int64) + 1
-    freq[np.argmax(freq)] += total - freq.sum()
+    scale = (total - possible.sum(-1, keepdims=True)) / p.sum(-1, keepdims=True)
+    freq = np.floor(p * scale).astype(np.int64) + possible
+    freq[np.arange(len(freq)), freq.argmax(-1)] += total - freq.sum(-1)
     return freq
+
+
+class SymbolEncoder:
+    """Range coding (constriction) of symbols, each under its own integer frequency row."""
+
+    def __init__(self):
+        self._enc = constriction.stream.queue.RangeEncoder()
+
+    def encode(self, symbols: np.ndarray, freq: np.ndarray) -> None:
+        """``symbols [N]`` under ``freq [N, n]`` (rows from :func:`integer_pmfs`)."""
+        self._enc.encode(np.ascontiguousarray(symbols, dtype=np.int32), _FAMILY,
+                         np.ascontiguousarray(freq, dtype=np.float64) / (1 << PROB_BITS))
+
+    def data(self) -> bytes:
+        return self._enc.get_compressed().tobytes()
+
+
+class SymbolDecoder:
+    """The inverse of :class:`SymbolEncoder`; a symbol the table deems impossible means the
+    payload is damaged (the coder itself would decode garbage without complaint)."""
+
+    def __init__(self, data: bytes):
+        if len(data) % 4:
+            raise MrtlabError("damaged payload: length is not a whole number of 32-bit words")
+        self._dec = constriction.stream.queue.RangeDecoder(np.frombuffer(data, np.uint32).copy())
+
+    def decode(self, freq: np.ndarray) -> np.ndarray:
+        freq = np.ascontiguousarray(freq, dtype=np.float64)
+        sym = self._dec.decode(_FAMILY, freq / (1 << PROB_BITS)).astype(np.int64)
+        if (freq[np.arange(len(sym)), sym] == 0).any():
+            raise MrtlabError("damaged payload: decoded a symbol outside the alphabet")
+        return sym
+
+
+_FAMILY = constriction.stream.model.Categorical(perfect=False)
 
 
 @dataclass(frozen=True)

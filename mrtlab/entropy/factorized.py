@@ -1,13 +1,16 @@
-"""Factorized prior: one learned categorical distribution per channel, shared by all tokens."""
+"""Factorized prior: one learned categorical distribution per channel, shared by all tokens.
+
+Categorical over each channel's finite alphabet, so it serves FSQ and scalar symbols alike.
+"""
 from __future__ import annotations
 
-import constriction
 import numpy as np
 import torch
 
 from ..errors import MrtlabError
 from ..registry import register
-from .base import EntropyModel, integer_pmf, interpolated_bits, level_mask
+from .base import (EntropyModel, SymbolDecoder, SymbolEncoder, integer_pmfs,
+                   interpolated_bits, level_mask)
 
 
 @register("factorized")
@@ -16,6 +19,7 @@ class FactorizedEntropyModel(EntropyModel):
         super().__init__(levels)
         self.logits = torch.nn.Parameter(torch.zeros(len(levels), max(levels)))
         self.register_buffer("mask", level_mask(levels), persistent=False)
+        # the integer coding table, built by update() and stored in the model file
         self.register_buffer("pmf", torch.zeros(len(levels), max(levels), dtype=torch.int32))
 
     def log_probs(self) -> torch.Tensor:
@@ -27,27 +31,20 @@ class FactorizedEntropyModel(EntropyModel):
 
     @torch.no_grad()
     def update(self):
-        logits = self.logits.double().cpu().numpy()
-        for c, n in enumerate(self.levels):
-            self.pmf[c, :n] = torch.from_numpy(integer_pmf(logits[c], n))
+        logits = self.logits.double().masked_fill(~self.mask, float("-inf")).cpu().numpy()
+        self.pmf.copy_(torch.from_numpy(integer_pmfs(logits)))
 
-    def _models(self):
+    def table(self, tokens: int) -> np.ndarray:
+        """Frequencies for the channel-major order ``[C·T, n]`` in which symbols are coded."""
         if int(self.pmf[0].sum()) == 0:
             raise MrtlabError("entropy model has no coding tables (run update() before coding)")
-        return [constriction.stream.model.Categorical(
-            self.pmf[c, :n].double().numpy() / float(self.pmf[c, :n].sum()), perfect=False)
-            for c, n in enumerate(self.levels)]
+        return np.repeat(self.pmf.numpy().astype(np.int64), tokens, axis=0)
 
     def compress(self, symbols, layout):
-        enc = constriction.stream.queue.RangeEncoder()
-        sym = symbols.cpu().numpy().astype(np.int32)
-        for c, model in enumerate(self._models()):
-            enc.encode(np.ascontiguousarray(sym[:, c]), model)
-        return enc.get_compressed().tobytes()
+        enc = SymbolEncoder()
+        enc.encode(symbols.cpu().numpy().T.reshape(-1), self.table(len(symbols)))
+        return enc.data()
 
     def decompress(self, data, layout):
-        if len(data) % 4:
-            raise MrtlabError("payload length is not a whole number of 32-bit words")
-        dec = constriction.stream.queue.RangeDecoder(np.frombuffer(data, dtype=np.uint32).copy())
-        cols = [dec.decode(model, layout.tokens) for model in self._models()]
-        return torch.from_numpy(np.stack(cols, axis=1).astype(np.int64))
+        sym = SymbolDecoder(data).decode(self.table(layout.tokens))
+        return torch.from_numpy(sym.reshape(len(self.levels), layout.tokens).T.copy())

@@ -1,0 +1,163 @@
+"""Window-major autoregressive entropy models: the common frame of ``rcm`` and ``transformer_ar``.
+
+The symbols of an image are ``rows × cols`` windows of ``slots`` tokens of C channels.
+A causal *context model* (RWKV for the RCM, attention for the Transformer baseline) runs
+over the windows in raster order; its input at window ``w`` is window ``w-1``'s symbols
+and the 2-D position of ``w``. Inside a window the symbols come in *units* — slot by slot,
+and within a slot channel group by channel group — each unit conditioned on the context
+and on the units of its window already decoded, with a learned embedding of its slot and
+group. The context and the unit's embedding go through an MLP head once per window (all
+units at once); the window's earlier units enter linearly, through masked weights, into
+the unit's distribution parameters. So every token is conditioned on all earlier ones,
+while the decoder runs the networks once per window and only a small matrix-vector
+product per unit: decoding is O(1) work per token.
+
+Training and the encoder compute every distribution in one parallel pass; the decoder
+steps through windows and units. Both run in float64 and round the distribution
+parameters to a grid before building integer tables, so they code with identical tables.
+"""
+from __future__ import annotations
+
+import copy
+from abc import abstractmethod
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import MrtlabError
+from .base import EntropyModel, Layout, SymbolDecoder, SymbolEncoder, interpolated_bits
+from .distributions import make_distribution
+
+POSITION_FREQS = 8
+
+
+def window_positions(layout: Layout, device=None, dtype=torch.float32) -> torch.Tensor:
+    """Sinusoidal features ``[windows, 4·POSITION_FREQS]`` of each window's (row, col)."""
+    r, c = torch.meshgrid(torch.arange(layout.rows, device=device, dtype=dtype),
+                          torch.arange(layout.cols, device=device, dtype=dtype), indexing="ij")
+    f = 2.0 ** -torch.arange(POSITION_FREQS, device=device, dtype=dtype)
+    a = torch.stack([r.flatten(), c.flatten()], -1)[..., None] * f          # [W, 2, F]
+    return torch.cat([a.sin(), a.cos()], -1).flatten(1)
+
+
+def window_values(q: torch.Tensor, layout: Layout, half_width: torch.Tensor,
+                  max_slots: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Symbol positions ``[B, T, C]`` → per window: values in [-1, 1] padded to
+    ``max_slots`` slots, ``[B, W, max_slots·C]``, and slot presence ``[B, W, max_slots]``."""
+    if layout.slots > max_slots:
+        raise MrtlabError(f"entropy model codes at most {max_slots} latent tokens per "
+                          f"window, the latent has {layout.slots}")
+    B, C = q.shape[0], q.shape[-1]
+    v = (q / half_width.to(q) - 1).reshape(B, layout.windows, layout.slots, C)
+    v = nn.functional.pad(v, (0, 0, 0, max_slots - layout.slots)).flatten(2)
+    present = q.new_zeros(B, layout.windows, max_slots)
+    present[..., :layout.slots] = 1
+    return v, present
+
+
+class WindowAutoregressive(EntropyModel):
+    """Subclasses supply the causal context model over windows (parallel and step forms)."""
+
+    def __init__(self, levels: list[int], dim: int = 128, max_slots: int = 8,
+                 channel_groups: int = 1, distribution: str = "categorical"):
+        super().__init__(levels)
+        C = len(levels)
+        if C % channel_groups:
+            raise ValueError(f"{C} channels cannot be split into {channel_groups} equal groups")
+        self.dim, self.max_slots, self.groups = dim, max_slots, channel_groups
+        self.dist = make_distribution(distribution, levels)
+        self.register_buffer("half_width", (torch.tensor(levels, dtype=torch.float32) - 1) / 2,
+                             persistent=False)
+        E = max_slots * C
+        self.window_in = nn.Linear(E + max_slots, dim)   # previous window: values + presence
+        self.position = nn.Linear(4 * POSITION_FREQS, dim, bias=False)
+        units, out = max_slots * channel_groups, C * self.dist.params
+        self.unit_emb = nn.Parameter(torch.zeros(units, dim))
+        self.head = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, 2 * dim), nn.GELU(),
+                                  nn.Linear(2 * dim, out))
+        self.intra = nn.Parameter(torch.zeros(units, out, E))   # earlier units of the window
+        # unit u = (slot s, group g) sees entry (s', c') when s' < s, or s' = s and c' in an
+        # earlier group; channel groups are contiguous blocks, so token-major order is unit order
+        s = torch.arange(units) // channel_groups
+        g = torch.arange(units) % channel_groups
+        s_e = torch.arange(E) // C
+        g_e = (torch.arange(E) % C) // (C // channel_groups)
+        visible = (s_e[None] < s[:, None]) | ((s_e[None] == s[:, None]) & (g_e[None] < g[:, None]))
+        self.register_buffer("visible", visible.float(), persistent=False)
+
+    # -- the context model: subclasses -----------------------------------------------------
+    @abstractmethod
+    def context(self, x: torch.Tensor) -> torch.Tensor:
+        """Causal parallel pass ``[B, W, dim]`` → ``[B, W, dim]``."""
+
+    @abstractmethod
+    def context_state(self, length: int):
+        """The empty state of the step form (batch 1, float64), for up to ``length`` windows."""
+
+    @abstractmethod
+    def context_step(self, x: np.ndarray, state) -> tuple[np.ndarray, object]:
+        """One window ``[dim]`` (float64 NumPy) → (``[dim]``, next state); equals :meth:`context`."""
+
+    # -- shared ------------------------------------------------------------------------------
+    def _intra(self) -> torch.Tensor:
+        """``[U, C·P, E]``: each unit's weights on the entries it may see."""
+        return self.intra * self.visible[:, None, :].to(self.intra)
+
+    def params(self, q: torch.Tensor, layout: Layout) -> torch.Tensor:
+        """Distribution parameters of every symbol, in one parallel pass: ``[B, T, C, P]``."""
+        B, W, S, G, C = q.shape[0], layout.windows, layout.slots, self.groups, len(self.levels)
+        v, present = window_values(q, layout, self.half_width, self.max_slots)
+        prev = torch.cat([v, present], -1)[:, :-1]
+        x = self.window_in(nn.functional.pad(prev, (0, 0, 1, 0)))
+        x = x + self.position(window_positions(layout, q.device, x.dtype))
+        h = self.context(x).unsqueeze(-2) + self.unit_emb[:S * G]           # [B,W,U,dim]
+        p = self.head(h) + torch.einsum("bwe,uoe->bwuo", v, self._intra()[:S * G])
+        p = p.unflatten(-1, (C, -1)).unflatten(2, (S, G))                   # [B,W,S,G,C,P]
+        group = torch.arange(C, device=q.device) // (C // G)
+        p = p[:, :, :, group, torch.arange(C, device=q.device)]            # [B,W,S,C,P]
+        return p.reshape(B, W * S, C, -1)
+
+    def forward(self, q, layout):
+        return interpolated_bits(self.dist.log_probs(self.params(q, layout)), q, self.levels)
+
+    @torch.no_grad()
+    def update(self):
+        """Nothing to tabulate: coding tables come from each symbol's gridded parameters."""
+
+    def _coding_copy(self) -> "WindowAutoregressive":
+        return copy.deepcopy(self).double().eval()
+
+    @torch.no_grad()
+    def compress(self, symbols, layout):
+        m = self._coding_copy()
+        params = m.params(symbols[None].double(), layout)[0].numpy()
+        enc = SymbolEncoder()
+        enc.encode(symbols.cpu().numpy().reshape(-1), m.dist.freq(params))
+        return enc.data()
+
+    @torch.no_grad()
+    def decompress(self, data, layout):
+        m, dec = self._coding_copy(), SymbolDecoder(data)
+        C, S, G = len(self.levels), layout.slots, self.groups
+        U, cg = S * G, C // G
+        out = np.zeros((layout.windows, U, cg), dtype=np.int64)
+        win_w, win_b = m.window_in.weight.numpy(), m.window_in.bias.numpy()
+        pos = m.position(window_positions(layout, dtype=torch.float64)).numpy()
+        intra, emb = m._intra()[:U].numpy(), m.unit_emb[:U]
+        half = m.half_width.double().numpy().reshape(G, cg)
+        present = (np.arange(self.max_slots) < S).astype(np.float64)
+        prev = np.zeros(win_w.shape[1])                  # the input before window 0
+        state = m.context_state(layout.windows)
+        for w in range(layout.windows):
+            h, state = m.context_step(win_w @ prev + win_b + pos[w], state)
+            base = m.head(torch.from_numpy(h) + emb).numpy()            # [U, C·P]
+            v = np.zeros(self.max_slots * C)
+            for u in range(U):
+                g = u % G
+                ch = slice(g * cg, (g + 1) * cg)
+                p = (base[u] + intra[u] @ v).reshape(C, -1)[ch]
+                out[w, u] = sym = dec.decode(m.dist.freq(p, ch))
+                v[u * cg:(u + 1) * cg] = sym / half[g] - 1              # entries of unit u
+            prev = np.concatenate([v, present])
+        return torch.from_numpy(out.reshape(layout.tokens, C))

@@ -1,0 +1,86 @@
+"""Causal-Transformer AR entropy model: the RCM's frame with attention as the context model.
+
+The ablation partner of ``rcm``: same inputs, heads and coding order; the context over
+windows is causal softmax attention (quadratic in training, a KV cache when decoding).
+The step form is float64 NumPy, like the RCM's, for the same reason.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..ops.attention import multi_head_attention
+from ..registry import register
+from .autoregressive import WindowAutoregressive
+from .rcm import _layer_norm
+
+SQRT_2_OVER_PI = math.sqrt(2 / math.pi)
+
+
+def _gelu(x):
+    """The tanh form of GELU, as ``nn.GELU(approximate="tanh")`` computes it."""
+    return 0.5 * x * (1 + np.tanh(SQRT_2_OVER_PI * (x + 0.044715 * x ** 3)))
+
+
+class CausalBlock(nn.Module):
+    def __init__(self, dim: int, heads: int = 4, mlp_ratio: int = 2):
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"dim {dim} is not divisible by heads {heads}")
+        self.heads = heads
+        self.ln1, self.ln2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.out = nn.Linear(dim, dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, mlp_ratio * dim), nn.GELU(approximate="tanh"),
+                                 nn.Linear(mlp_ratio * dim, dim))
+
+    def forward(self, x):  # [B, T, D]
+        x = x + self.out(multi_head_attention(self.qkv(self.ln1(x)), self.heads, causal=True))
+        return x + self.mlp(self.ln2(x))
+
+    def step(self, x: np.ndarray, t: int, cache, w: dict):
+        """Token ``t`` ``x [D]``; ``cache``: keys and values ``[H, length, K]``, filled to ``t``."""
+        keys, values = cache
+        H, K = keys.shape[0], keys.shape[2]
+        q, k, v = np.split(w["qkv.weight"] @ _layer_norm(x, w["ln1.weight"], w["ln1.bias"])
+                           + w["qkv.bias"], 3)
+        keys[:, t], values[:, t] = k.reshape(H, K), v.reshape(H, K)
+        s = np.einsum("hk,htk->ht", q.reshape(H, K), keys[:, :t + 1]) / math.sqrt(K)
+        a = np.exp(s - s.max(-1, keepdims=True))
+        o = np.einsum("ht,htk->hk", a / a.sum(-1, keepdims=True), values[:, :t + 1]).reshape(-1)
+        x = x + w["out.weight"] @ o + w["out.bias"]
+        h = _gelu(w["mlp.0.weight"] @ _layer_norm(x, w["ln2.weight"], w["ln2.bias"]) + w["mlp.0.bias"])
+        return x + w["mlp.2.weight"] @ h + w["mlp.2.bias"]
+
+
+@register("transformer_ar")
+class TransformerAR(WindowAutoregressive):
+    """See :mod:`mrtlab.entropy.autoregressive` for the sequence and coding order."""
+
+    def __init__(self, levels: list[int], dim: int = 64, layers: int = 2, heads: int = 4,
+                 max_slots: int = 8, channel_groups: int = 1, distribution: str = "categorical"):
+        super().__init__(levels, dim, max_slots, channel_groups, distribution)
+        self.blocks = nn.ModuleList(CausalBlock(dim, heads) for _ in range(layers))
+        self.norm = nn.LayerNorm(dim)
+
+    def context(self, x):
+        for block in self.blocks:
+            x = block(x)
+        return self.norm(x)
+
+    def context_state(self, length):
+        weights = [{k: t.detach().double().numpy() for k, t in b.state_dict().items()}
+                   for b in self.blocks]
+        shape = lambda b: (b.heads, length, self.dim // b.heads)
+        caches = [(np.zeros(shape(b)), np.zeros(shape(b))) for b in self.blocks]
+        norm = (self.norm.weight.detach().double().numpy(), self.norm.bias.detach().double().numpy())
+        return {"weights": weights, "caches": caches, "norm": norm, "t": 0}
+
+    def context_step(self, x, state):
+        for block, w, cache in zip(self.blocks, state["weights"], state["caches"]):
+            x = block.step(x, state["t"], cache, w)
+        state["t"] += 1
+        return _layer_norm(x, *state["norm"]), state
