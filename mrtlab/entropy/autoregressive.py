@@ -126,7 +126,7 @@ class WindowAutoregressive(EntropyModel):
         """Nothing to tabulate: coding tables come from each symbol's gridded parameters."""
 
     def _coding_copy(self) -> "WindowAutoregressive":
-        return copy.deepcopy(self).double().eval()
+        return copy.deepcopy(self).double().eval().requires_grad_(False)
 
     @torch.no_grad()
     def compress(self, symbols, layout):
@@ -138,26 +138,37 @@ class WindowAutoregressive(EntropyModel):
 
     @torch.no_grad()
     def decompress(self, data, layout):
-        m, dec = self._coding_copy(), SymbolDecoder(data)
+        dec = SymbolDecoder(data)
+        steps = self._coding_copy().stepwise(layout)
+        freq = next(steps)
+        try:
+            while True:
+                freq = steps.send(dec.decode(freq))
+        except StopIteration as done:
+            return torch.from_numpy(done.value)
+
+    def stepwise(self, layout: Layout):
+        """The decoder's loop as a generator: yields the frequency rows of the next unit's
+        symbols, receives those symbols, returns all symbols ``[T, C]``. Call it on a
+        float64 copy (:meth:`_coding_copy`)."""
         C, S, G = len(self.levels), layout.slots, self.groups
         U, cg = S * G, C // G
         out = np.zeros((layout.windows, U, cg), dtype=np.int64)
-        win_w, win_b = m.window_in.weight.numpy(), m.window_in.bias.numpy()
-        pos = m.position(window_positions(layout, dtype=torch.float64)).numpy()
-        intra, emb = m._intra()[:U].numpy(), m.unit_emb[:U]
-        half = m.half_width.double().numpy().reshape(G, cg)
+        win_w, win_b = self.window_in.weight.numpy(), self.window_in.bias.numpy()
+        pos = self.position(window_positions(layout, dtype=torch.float64)).numpy()
+        intra, emb = self._intra()[:U].numpy(), self.unit_emb[:U]
+        half = self.half_width.double().numpy().reshape(G, cg)
         present = (np.arange(self.max_slots) < S).astype(np.float64)
         prev = np.zeros(win_w.shape[1])                  # the input before window 0
-        state = m.context_state(layout.windows)
+        state = self.context_state(layout.windows)
         for w in range(layout.windows):
-            h, state = m.context_step(win_w @ prev + win_b + pos[w], state)
-            base = m.head(torch.from_numpy(h) + emb).numpy()            # [U, C·P]
+            h, state = self.context_step(win_w @ prev + win_b + pos[w], state)
+            base = self.head(torch.from_numpy(h) + emb).numpy()         # [U, C·P]
             v = np.zeros(self.max_slots * C)
             for u in range(U):
                 g = u % G
-                ch = slice(g * cg, (g + 1) * cg)
-                p = (base[u] + intra[u] @ v).reshape(C, -1)[ch]
-                out[w, u] = sym = dec.decode(m.dist.freq(p, ch))
+                p = (base[u] + intra[u] @ v).reshape(C, -1)[g * cg:(g + 1) * cg]
+                out[w, u] = sym = yield self.dist.freq(p, slice(g * cg, (g + 1) * cg))
                 v[u * cg:(u + 1) * cg] = sym / half[g] - 1              # entries of unit u
             prev = np.concatenate([v, present])
-        return torch.from_numpy(out.reshape(layout.tokens, C))
+        return out.reshape(layout.tokens, C)

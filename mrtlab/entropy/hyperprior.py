@@ -66,7 +66,7 @@ class Hyperprior(EntropyModel):
         self.side.update()
 
     def _coding_copy(self) -> "Hyperprior":
-        return copy.deepcopy(self).double().eval()
+        return copy.deepcopy(self).double().eval().requires_grad_(False)
 
     @torch.no_grad()
     def compress(self, symbols, layout):
