@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 # The PyTorch build to install (this pin matches the wheels the project is tested with).
 TORCH  ?= torch==2.14.1
 
-.PHONY: demo test install clean
+.PHONY: demo test install clean compressai-venv
 
 $(BIN)/mrtlab: setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,10 @@ demo: install  ## compress and decompress skimage's sample images with the bundl
 
 test: install  ## the whole test suite (what CI runs)
 	$(BIN)/python -m pytest -q
+
+compressai-venv:  ## compressai 1.2.8 in a venv of its own (it pins numpy<2), for `mrtlab bench codec`
+	test -x .venv-compressai/bin/python || $(PYTHON) -m venv .venv-compressai
+	.venv-compressai/bin/python -m pip install -q "$(TORCH)" torchvision==0.29.1 compressai==1.2.8
 
 clean:
 	rm -rf $(VENV) demo_out *.egg-info
