@@ -195,3 +195,23 @@ def test_mrt_codec_round_trip_with_each_entropy_model(name):
     assert torch.equal(symbols, enc.symbols)
     grid = model.grid(40, 56)
     assert np.array_equal(decoded, model.reconstruct(symbols, grid).permute(1, 2, 0).numpy())
+
+
+def test_docs_example_entropy_model():
+    """The worked example of docs/entropy_models.md runs and round-trips."""
+    import re
+    from pathlib import Path
+
+    doc = (Path(__file__).parents[1] / "docs" / "entropy_models.md").read_text()
+    code = next(b for b in re.findall(r"```python\n(.*?)```", doc, re.S) if "@register(" in b)
+    namespace = {}
+    exec(compile(code.replace('@register("bigram")', ""), "entropy_models.md", "exec"), namespace)
+    m = namespace["Bigram"]([5, 3, 4])
+    with torch.no_grad():
+        m.logits.normal_()
+    layout = Layout(2, 3, 4)
+    q = random_symbols(m.levels, layout)
+    bits = m(q[None].float(), layout)
+    data = m.compress(q, layout)
+    assert torch.equal(m.decompress(data, layout), q)
+    assert abs(8 * len(data) - float(bits.sum())) <= 0.02 * float(bits.sum()) + 32
