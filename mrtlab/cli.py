@@ -1,4 +1,4 @@
-"""The ``mrtlab`` command: compress, decompress, info, models, train."""
+"""The ``mrtlab`` command: compress, decompress, info, models, train, bench, eval, bdrate, plot."""
 from __future__ import annotations
 
 import argparse
@@ -38,11 +38,13 @@ def each(paths, action) -> int:
 
 
 def cmd_compress(args) -> int:
-    from .codec import encode, load_rgb
+    from .codec import encode, encode_at_bpp, load_rgb
     from .codec.image_io import check_writable
     from .models import load_model
 
     model = load_model(args.model)
+    if args.tokens is not None:
+        model.check_tokens(args.tokens)
     many = len(args.images) > 1
 
     def one(src: Path):
@@ -51,7 +53,13 @@ def cmd_compress(args) -> int:
         rgb, notice = load_rgb(src)
         if notice:
             print(f"{src}: note: {notice}", file=sys.stderr)
-        enc = encode(model, rgb)
+        if args.bpp is not None:
+            enc, reached = encode_at_bpp(model, rgb, args.bpp)
+            if not reached:
+                print(f"{src}: note: {args.bpp} bpp is below this model's lowest rate; "
+                      "coded with 1 token per window", file=sys.stderr)
+        else:
+            enc = encode(model, rgb, args.tokens)
         dst.parent.mkdir(parents=True, exist_ok=True)
         dst.write_bytes(enc.data)
         h, w = rgb.shape[:2]
@@ -141,12 +149,14 @@ def cmd_models(args) -> int:
 
 
 def cmd_train(argv: list[str]) -> int:
-    from .config import parse
+    import torch
+
+    from .config import build_model, parse
     from .train import train
 
     cfg = parse(argv)
-    from .config import build_model
     model_cfg = cfg.model.as_dict()
+    torch.manual_seed(cfg.train.seed)  # the initial weights are part of a reproducible run
     model = build_model(model_cfg)
     path = train(model, model_cfg, cfg.train)
     print(f"trained model: {path}")
@@ -156,11 +166,15 @@ def cmd_train(argv: list[str]) -> int:
 def cmd_bench(args) -> int:
     import json
 
+    def progress(line):
+        print(line, file=sys.stderr, flush=True)
+    if args.what == "codec":
+        from .bench import codec as bench
+        rows = bench.run(args.model or "demo", args.data, args.limit, args.threads,
+                         args.compressai_python, not args.no_compressai, progress)
+        print(bench.table(rows))
     if args.what == "mixers":
         from .bench import mixers as bench
-
-        def progress(line):
-            print(line, file=sys.stderr, flush=True)
         rows = bench.run(mixers=args.mixers or bench.MIXERS, lengths=args.lengths or bench.LENGTHS,
                          dim=args.dim, repeat=args.repeat, device=args.device, budget=args.budget,
                          ops_T=args.ops_T, progress=progress)
@@ -168,6 +182,95 @@ def cmd_bench(args) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
         print(f"results: {args.json}")
+    return 0
+
+
+def number_list(text: str, kind, option: str) -> list:
+    """``1,2,4`` → ``[1, 2, 4]`` with a one-line error for anything else."""
+    try:
+        values = [kind(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        values = []
+    if not values:
+        raise MrtlabError(f"{option}: expected a comma-separated list of numbers, got {text!r}")
+    return values
+
+
+def cmd_eval(args) -> int:
+    from .eval import run
+    from .eval.baselines import PillowCodec
+    from .eval.curves import datasets, load, references
+    from .eval.metrics import check_names
+
+    images = run.list_images(args.data)
+    names = check_names(args.metrics.split(","), run.METRICS) if args.metrics else list(run.METRICS)
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        raise MrtlabError(f"{out} exists (use --force to overwrite)")
+    if args.reference and args.reference not in datasets():
+        raise MrtlabError(f"no published curves for {args.reference!r} (known: {', '.join(datasets())})")
+    if args.baseline:
+        if args.model:
+            raise MrtlabError("give either --model or --baseline, not both")
+        if args.tokens:
+            raise MrtlabError("--tokens is a model's rate; a baseline takes --bpp")
+        codec = PillowCodec(args.baseline, number_list(args.bpp, float, "--bpp") if args.bpp else [])
+    else:
+        from .models import load_model
+
+        if args.bpp:
+            raise MrtlabError("--bpp sets the targets of a baseline (--baseline jpeg|webp)")
+        tokens = number_list(args.tokens, int, "--tokens") if args.tokens else None
+        codec = run.ModelCodec(load_model(args.model or "demo"), tokens)
+    report = None
+    if args.report:
+        from .eval.report import Report
+        report = Report(args.report, force=args.force)
+    result = run.evaluate(codec, images, names, weights=args.weights, report=report,
+                          progress=not args.quiet, data_name=str(args.data))
+    if result is None:  # not the main process of an `accelerate launch`
+        return 0
+    summary = result["summary"]
+    for metric, reason in summary["skipped"].items():
+        print(f"mrtlab: note: {metric} skipped: {reason}", file=sys.stderr)
+    paths = run.write(result, out)
+    print(run.table(summary))
+    print(f"results: {paths[0]}  per image: {paths[1]}")
+    if report is not None:
+        refs = [load(p) for p in references(args.reference).values()] if args.reference else []
+        print(f"report: {report.write(summary, result['rows'], refs)}")
+    return 0
+
+
+def cmd_bdrate(args) -> int:
+    from .eval.bdrate import bd_rate
+    from .eval.curves import load
+
+    if len(args.files) < 2:
+        raise MrtlabError("bdrate needs an anchor and at least one test (bdrate A.json B.json)")
+    metric = {"msssim": "ms-ssim", "ms_ssim": "ms-ssim"}.get(args.metric, args.metric)
+    anchor, *tests = [load(f) for f in args.files]
+    for test in tests:
+        value, notes = bd_rate(anchor, test, metric, args.method)
+        for note in notes:
+            print(f"mrtlab: note: {note}", file=sys.stderr)
+        print(f"BD-rate of {test.name} against {anchor.name} ({metric}): {value:+.2f} %"
+              f"  ({'fewer' if value < 0 else 'more'} bits for the same {metric})")
+    return 0
+
+
+def cmd_plot(args) -> int:
+    from .eval.curves import datasets, load, references
+    from .eval.plot import plot
+
+    curves = [load(f) for f in args.files]
+    if args.reference:
+        if args.reference not in datasets():
+            raise MrtlabError(f"no published curves for {args.reference!r} (known: {', '.join(datasets())})")
+        curves += [load(p) for p in references(args.reference).values()]
+    metrics = args.metric.split(",") if args.metric else None
+    out = plot(curves, args.output, metrics, title=args.title, logx=args.logx)
+    print(f"plot: {out}")
     return 0
 
 
@@ -179,6 +282,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("-o", "--output", help="output folder (or file name for one image)")
     c.add_argument("-m", "--model", default="demo", help="bundled model name or weights path")
     c.add_argument("-f", "--force", action="store_true", help="overwrite existing outputs")
+    rate = c.add_mutually_exclusive_group()
+    rate.add_argument("--tokens", type=int, help="latent tokens kept per window (variable-rate "
+                      "models; default: all)")
+    rate.add_argument("--bpp", type=float, help="target rate: the most tokens per window whose "
+                      "file stays within it (variable-rate models)")
     d = sub.add_parser("decompress", help=".mrt files → PNG")
     d.add_argument("files", nargs="+")
     d.add_argument("-o", "--output", help="output folder (or file name for one file)")
@@ -187,8 +295,8 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("info", help="print the header of .mrt files")
     i.add_argument("files", nargs="+")
     sub.add_parser("models", help="list the bundled models")
-    b = sub.add_parser("bench", help="benchmarks: bench mixers --json OUT.json")
-    b.add_argument("what", choices=["mixers"])
+    b = sub.add_parser("bench", help="benchmarks: bench mixers|codec --json OUT.json")
+    b.add_argument("what", choices=["mixers", "codec"])
     b.add_argument("--json", help="write the rows to this JSON file")
     b.add_argument("--mixers", nargs="+", help="default: every global mixer")
     b.add_argument("--lengths", nargs="+", type=int, help="window counts T (squares)")
@@ -199,6 +307,38 @@ def build_parser() -> argparse.ArgumentParser:
                    help="skip a size predicted to take longer than this many seconds")
     b.add_argument("--ops-T", dest="ops_T", type=int, default=4096,
                    help="T of the chunked-vs-recurrent op comparison (0: skip)")
+    b.add_argument("-m", "--model", help="codec: model to time (default: demo)")
+    b.add_argument("--data", help=f"codec: image folder (default: {'../shared/data/kodak'})")
+    b.add_argument("--limit", type=int, help="codec: only the first N images")
+    b.add_argument("--threads", type=int, default=2, help="codec: torch threads (both codecs)")
+    b.add_argument("--compressai-python", help="codec: interpreter with compressai installed "
+                   "(default: .venv-compressai/bin/python, $MRTLAB_COMPRESSAI_PYTHON, or this one)")
+    b.add_argument("--no-compressai", action="store_true", help="codec: skip compressai")
+    e = sub.add_parser("eval", help="metrics on real bitstreams: eval --data DIR [--model M] --out results.json")
+    e.add_argument("--data", required=True, help="folder of images")
+    e.add_argument("-m", "--model", help="bundled model name or weights path (default: demo)")
+    e.add_argument("--baseline", choices=["jpeg", "webp"], help="evaluate Pillow JPEG/WebP instead")
+    e.add_argument("--bpp", help="target rates of a baseline, e.g. 0.05,0.1,0.2")
+    e.add_argument("--tokens", help="latent tokens per window, one rate point each, e.g. 1,2,4")
+    e.add_argument("-o", "--out", default="results.json", help="results file (per-image rows beside it)")
+    e.add_argument("--report", help="write an HTML report into this folder")
+    e.add_argument("--reference", help="dataset of the published curves drawn in the report (kodak, clic2020)")
+    e.add_argument("--metrics", help="subset of psnr,ms-ssim,lpips,dists,fid (default: all)")
+    e.add_argument("--weights", help="folder of the ImageNet backbone files (default: $MRTLAB_WEIGHTS, "
+                   "else torch's hub cache)")
+    e.add_argument("-f", "--force", action="store_true", help="overwrite existing outputs")
+    e.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    bd = sub.add_parser("bdrate", help="BD-rate of results files against the first: bdrate A.json B.json")
+    bd.add_argument("files", nargs="+", help="anchor, then one or more tests (files or reference names)")
+    bd.add_argument("--metric", default="psnr", help="psnr, ms-ssim, lpips, dists, fid or kid")
+    bd.add_argument("--method", default="pchip", help="interpolation: pchip (default), akima, cubic")
+    pl = sub.add_parser("plot", help="RD curves: plot A.json B.json ... -o rd.png")
+    pl.add_argument("files", nargs="*", help="results files or reference names")
+    pl.add_argument("-o", "--output", default="rd.png", help="image file (.png, .svg, .pdf)")
+    pl.add_argument("--metric", help="comma-separated metrics (default: every one present)")
+    pl.add_argument("--reference", help="add the published curves of a dataset (kodak, clic2020)")
+    pl.add_argument("--title")
+    pl.add_argument("--logx", action="store_true", help="logarithmic bpp axis")
     sub.add_parser("train", help="train from a recipe: train --config RECIPE.yaml [--key value ...]",
                    add_help=False)
     return p
@@ -211,7 +351,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_train(argv[1:])
         args = build_parser().parse_args(argv)
         return {"compress": cmd_compress, "decompress": cmd_decompress, "info": cmd_info,
-                "models": cmd_models, "bench": cmd_bench}[args.command](args)
+                "models": cmd_models, "bench": cmd_bench, "eval": cmd_eval, "bdrate": cmd_bdrate,
+                "plot": cmd_plot}[args.command](args)
     except MrtlabError as e:
         fail(str(e))
         return 1

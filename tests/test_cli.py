@@ -214,3 +214,14 @@ def test_odd_sizes_through_the_command_line(tmp_path, capsys, w, h):
     code, _, err = run(capsys, "decompress", tmp_path / "odd.mrt", "-o", tmp_path / "out")
     assert code == 0, err
     assert Image.open(tmp_path / "out" / "odd.png").size == (w, h)
+
+
+def test_rate_options(tmp_path, small_png, tiny_model_file, capsys):
+    code, _, err = run(capsys, "compress", small_png, "-o", tmp_path, "--model", tiny_model_file,
+                       "--tokens", "1")
+    assert code != 0 and "fixed rate" in one_error_line(err)
+    code, _, err = run(capsys, "compress", small_png, "-o", tmp_path, "--bpp", "0.05")
+    assert code != 0 and "variable-rate" in one_error_line(err)
+    code, _, err = run(capsys, "compress", small_png, "-o", tmp_path, "--model", tiny_model_file,
+                       "--tokens", "2")   # all of the tiny model's tokens: accepted
+    assert code == 0, err

@@ -64,3 +64,51 @@ def test_bundled_model_astronaut_rate(astronaut_png):
     assert 8 * enc.bytes / rgb.shape[0] / rgb.shape[1] <= 0.1
     out, symbols = decode(model, enc.data)
     assert out.shape == (512, 512, 3) and torch.equal(symbols, enc.symbols)
+
+
+def variable_rate_model():
+    from mrtlab.config import build_model
+    from mrtlab.models import identify
+
+    from .conftest import TINY
+    cfg = dict(TINY, nested_dropout=True, latent_tokens=3,
+               entropy_model={"class_path": "rcm", "init_args": {"dim": 16, "max_slots": 3}})
+    torch.manual_seed(0)
+    return identify(build_model(cfg), cfg, "tiny-variable")
+
+
+def test_variable_rate_model_codes_every_prefix_of_tokens():
+    from mrtlab.codec import codec
+    model = variable_rate_model()
+    rgb = smooth_image(40, 56)
+    sizes = []
+    for k in (1, 2, 3):
+        enc = codec.encode(model, rgb, k)
+        assert codec.read_header(enc.data).tokens == k
+        decoded, symbols = codec.decode(model, enc.data)
+        assert torch.equal(symbols, enc.symbols) and symbols.shape[0] == k * model.grid(40, 56).windows
+        assert np.array_equal(decoded, model.reconstruct(symbols, model.grid(40, 56)).permute(1, 2, 0).numpy())
+        sizes.append(enc.bytes)
+    assert sizes[0] < sizes[2]
+    enc, reached = codec.encode_at_bpp(model, rgb, 8 * sizes[1] / (40 * 56))
+    assert reached and codec.read_header(enc.data).tokens >= 2
+    enc, reached = codec.encode_at_bpp(model, rgb, 1e-4)
+    assert not reached and codec.read_header(enc.data).tokens == 1
+
+
+def test_nested_dropout_draws_every_prefix_in_training():
+    model = variable_rate_model().train()
+    x = torch.rand(1, 3, 16, 16)
+    seen = {model(x)["tokens"] for _ in range(30)}
+    assert seen == {1, 2, 3}
+    out = model(x, tokens=2)
+    assert out["symbols"].shape[1] == 2 * model.grid(16, 16).windows
+
+
+def test_fixed_rate_model_refuses_fewer_tokens(tiny_model):
+    from mrtlab.codec import codec
+    from mrtlab.errors import MrtlabError
+    with pytest.raises(MrtlabError, match="fixed rate"):
+        codec.encode(tiny_model, smooth_image(16, 16), 1)
+    with pytest.raises(MrtlabError, match="variable-rate"):
+        codec.encode_at_bpp(tiny_model, smooth_image(16, 16), 0.1)

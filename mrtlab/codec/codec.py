@@ -23,17 +23,32 @@ class Encoded:
         return len(self.data)
 
 
-def encode(model, rgb: np.ndarray) -> Encoded:
-    """``HxWx3`` uint8 → whole file bytes (header + payload)."""
+def encode(model, rgb: np.ndarray, tokens: int | None = None) -> Encoded:
+    """``HxWx3`` uint8 → whole file bytes (header + payload); ``tokens`` per window picks
+    the rate of a variable-rate model (default: all)."""
     h, w = rgb.shape[:2]
     if h > container.MAX_SIDE or w > container.MAX_SIDE:
         raise MrtlabError(f"image side too long ({w}×{h}; at most {container.MAX_SIDE} px)")
     t0 = time.perf_counter()
     x = torch.from_numpy(np.array(rgb, dtype=np.uint8)).permute(2, 0, 1)[None].float() / 255
-    res = model.compress(x)
-    header = container.Header(model.fingerprint, h, w, model.latent_tokens)
+    res = model.compress(x, tokens)
+    header = container.Header(model.fingerprint, h, w, res["tokens"])
     data = container.pack(header, res["payload"])
     return Encoded(data, res["symbols"], res["estimated_bits"], time.perf_counter() - t0)
+
+
+def encode_at_bpp(model, rgb: np.ndarray, bpp: float) -> tuple[Encoded, bool]:
+    """Rate control of a variable-rate model: the most tokens per window whose whole file
+    stays within ``bpp``. ``False`` when even one token per window is above the target."""
+    if not model.variable_rate:
+        raise MrtlabError("--bpp needs a variable-rate model (this one has a fixed rate); "
+                          "see `mrtlab models`")
+    pixels = rgb.shape[0] * rgb.shape[1]
+    for k in range(model.latent_tokens, 0, -1):
+        enc = encode(model, rgb, k)
+        if 8 * enc.bytes / pixels <= bpp:
+            return enc, True
+    return enc, False
 
 
 def read_header(data: bytes, model=None) -> container.Header:
@@ -47,9 +62,10 @@ def check_model(header: container.Header, model) -> None:
     if header.fingerprint != model.fingerprint:
         raise MrtlabError(f"file was made by another model (fingerprint {header.fingerprint.hex()}; "
                           f"model {model.source!r} is {model.fingerprint.hex()})")
-    if header.tokens != model.latent_tokens:
-        raise MrtlabError(f"file uses {header.tokens} latent tokens per window; "
-                          f"this model decodes {model.latent_tokens}")
+    if header.tokens > model.latent_tokens or (header.tokens < model.latent_tokens
+                                                and not model.variable_rate):
+        raise MrtlabError(f"file uses {header.tokens} latent tokens per window; this model "
+                          f"decodes {'1 to ' if model.variable_rate else ''}{model.latent_tokens}")
 
 
 def decode(model, data: bytes) -> tuple[np.ndarray, torch.Tensor]:
@@ -57,7 +73,7 @@ def decode(model, data: bytes) -> tuple[np.ndarray, torch.Tensor]:
     header, payload = container.unpack(data)
     check_model(header, model)
     try:
-        res = model.decompress(payload, header.height, header.width)
+        res = model.decompress(payload, header.height, header.width, header.tokens)
     except MrtlabError:
         raise
     except Exception as e:  # the coder rejected the payload

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from ..entropy import EntropyModel, Layout
+from ..errors import MrtlabError
 from ..quantizers import Quantizer
 from ..tokenizers import Grid
 
@@ -14,9 +15,11 @@ from ..tokenizers import Grid
 class CodecModel(nn.Module, ABC):
     """Analysis ``encode`` → ``quantizer`` → ``entropy_model`` → synthesis ``decode``.
 
-    Subclasses give ``encode``/``decode``/``grid``/``layout``; training (``forward``) and
-    coding (``compress``/``decompress``) are the same for every model and live here.
-    ``latent_tokens`` is written into each file's header (1 for a 2-D latent).
+    Subclasses give ``encode``/``decode``/``grid``; training (``forward``) and coding
+    (``compress``/``decompress``) are the same for every model and live here.
+    ``latent_tokens`` (L) is the number of latent tokens per window (1 for a 2-D latent).
+    A model with ``variable_rate`` can keep fewer, ``tokens`` ≤ L (the first ones of each
+    window); the number kept is written into each file's header.
     """
     quantizer: Quantizer
     entropy_model: EntropyModel
@@ -26,9 +29,34 @@ class CodecModel(nn.Module, ABC):
     def grid(self, height: int, width: int) -> Grid:
         """The latent geometry of an image of this size."""
 
-    @abstractmethod
-    def layout(self, grid: Grid) -> Layout:
-        """Where the symbol sequence of an image lies (what the entropy model sees)."""
+    variable_rate: bool = False
+
+    def layout(self, grid: Grid, tokens: int | None = None) -> Layout:
+        """Where the symbol sequence of an image lies: windows × tokens kept per window."""
+        return Layout(tokens or self.latent_tokens, grid.windows_h, grid.windows_w)
+
+    def check_tokens(self, tokens: int | None) -> int:
+        """The number of tokens to keep per window, or a one-line error."""
+        if tokens is None or tokens == self.latent_tokens:
+            return self.latent_tokens
+        if not self.variable_rate:
+            raise MrtlabError(f"this model has a fixed rate: it codes all {self.latent_tokens} "
+                              f"latent tokens per window, not {tokens}")
+        if not 1 <= tokens <= self.latent_tokens:
+            raise MrtlabError(f"tokens per window must be between 1 and {self.latent_tokens}, "
+                              f"got {tokens}")
+        return tokens
+
+    def training_tokens(self) -> int:
+        """Tokens kept per window in a training step (a variable-rate model draws them)."""
+        return self.latent_tokens
+
+    def keep(self, y: torch.Tensor, tokens: int) -> torch.Tensor:
+        """``[B, windows·L, C]`` → the first ``tokens`` of each window ``[B, windows·tokens, C]``."""
+        if tokens == self.latent_tokens:
+            return y
+        B, _, C = y.shape
+        return y.reshape(B, -1, self.latent_tokens, C)[:, :, :tokens].reshape(B, -1, C)
 
     @abstractmethod
     def encode(self, image: torch.Tensor) -> tuple[torch.Tensor, Grid]:
@@ -38,32 +66,35 @@ class CodecModel(nn.Module, ABC):
     def decode(self, q: torch.Tensor, grid: Grid) -> torch.Tensor:
         """Symbol positions ``[B, T, C]`` → image ``[B,3,H,W]`` (not clamped)."""
 
-    def forward(self, image: torch.Tensor) -> dict:
+    def forward(self, image: torch.Tensor, tokens: int | None = None) -> dict:
         """Training pass: reconstruction and bits per symbol (differentiable)."""
         y, grid = self.encode(image)
-        q = self.quantizer(y)
-        bits = self.entropy_model(q, self.layout(grid))
-        return {"x_hat": self.decode(q, grid), "bits": bits, "symbols": q, "grid": grid}
+        k = tokens or (self.training_tokens() if self.training else self.latent_tokens)
+        q = self.quantizer(self.keep(y, k))
+        bits = self.entropy_model(q, self.layout(grid, k))
+        return {"x_hat": self.decode(q, grid), "bits": bits, "symbols": q, "grid": grid,
+                "tokens": k}
 
     def update(self) -> None:
         """Freeze the entropy model's integer coding tables."""
         self.entropy_model.update()
 
     @torch.no_grad()
-    def compress(self, image: torch.Tensor) -> dict:
+    def compress(self, image: torch.Tensor, tokens: int | None = None) -> dict:
         """``[1,3,H,W]`` → payload bytes, the symbols and the model's estimate of their bits."""
+        k = self.check_tokens(tokens)
         y, grid = self.encode(image)
-        q = self.quantizer(y)
+        q = self.quantizer(self.keep(y, k))
         symbols = self.quantizer.symbols(q)[0]
-        layout = self.layout(grid)
+        layout = self.layout(grid, k)
         est = float(self.entropy_model(q, layout).sum())
-        return {"payload": self.entropy_model.compress(symbols, layout),
+        return {"payload": self.entropy_model.compress(symbols, layout), "tokens": k,
                 "symbols": symbols, "grid": grid, "estimated_bits": est}
 
     @torch.no_grad()
-    def decompress(self, payload: bytes, height: int, width: int) -> dict:
-        grid = self.grid(height, width)
-        symbols = self.entropy_model.decompress(payload, self.layout(grid))
+    def decompress(self, payload: bytes, height: int, width: int, tokens: int | None = None) -> dict:
+        grid, k = self.grid(height, width), self.check_tokens(tokens)
+        symbols = self.entropy_model.decompress(payload, self.layout(grid, k))
         return {"symbols": symbols, "x_hat": self.reconstruct(symbols, grid)}
 
     @torch.no_grad()

@@ -6,7 +6,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from ..entropy import EntropyModel, Layout
+from ..entropy import EntropyModel
 from ..mixers import GlobalMixer, LocalMixer
 from ..quantizers import Quantizer
 from ..tokenizers import Grid, Tokenizer
@@ -37,6 +37,9 @@ class MRT(CodecModel):
     """The Mixed RWKV-Transformer codec model; every part is a recipe-chosen plugin.
 
     Symbols are ordered window-major: ``[B, windows·latent_tokens, channels]``.
+    ``nested_dropout``: train with a random number of leading tokens kept per window
+    (1…L, uniform), the rest replaced by a learned "dropped" token in the decoder, so that
+    one model codes at L rates (``compress(tokens=k)``).
     """
 
     def __init__(self,
@@ -48,7 +51,8 @@ class MRT(CodecModel):
                  dim: int = 128,
                  latent_tokens: int = 4,
                  encoder_layers: int = 3,
-                 decoder_layers: int = 3):
+                 decoder_layers: int = 3,
+                 nested_dropout: bool = False):
         super().__init__()
         self.dim, self.latent_tokens = dim, latent_tokens
         self.tokenizer = tokenizer(dim)
@@ -63,12 +67,17 @@ class MRT(CodecModel):
         self.mask_tokens = nn.Parameter(torch.randn(S2, dim) * 0.02)
         self.decoder = MixerStack(decoder_layers, dim, local_mixer, global_mixer, L)
         self.out_norm = nn.LayerNorm(dim)
+        self.variable_rate = nested_dropout
+        if nested_dropout:
+            self.dropped_token = nn.Parameter(torch.zeros(dim))
 
     def grid(self, height: int, width: int) -> Grid:
         return self.tokenizer.grid(height, width)
 
-    def layout(self, grid: Grid) -> Layout:
-        return Layout(self.latent_tokens, grid.windows_h, grid.windows_w)
+    def training_tokens(self) -> int:
+        if not self.variable_rate:
+            return self.latent_tokens
+        return int(torch.randint(1, self.latent_tokens + 1, ()))
 
     # -- analysis / synthesis ---------------------------------------------------------
     def encode(self, image: torch.Tensor) -> tuple[torch.Tensor, Grid]:
@@ -80,9 +89,11 @@ class MRT(CodecModel):
         return y.reshape(B, h * w * self.latent_tokens, -1), grid
 
     def decode(self, q: torch.Tensor, grid: Grid) -> torch.Tensor:
-        B = q.shape[0]
-        h, w, L = grid.windows_h, grid.windows_w, self.latent_tokens
-        lat = self.from_latent(self.quantizer.dequantize(q.float())).reshape(B, h, w, L, -1)
+        B, h, w, L = q.shape[0], grid.windows_h, grid.windows_w, self.latent_tokens
+        k = q.shape[1] // grid.windows                    # tokens kept per window
+        lat = self.from_latent(self.quantizer.dequantize(q.float())).reshape(B, h, w, k, -1)
+        if k < L:
+            lat = torch.cat([lat, self.dropped_token.expand(B, h, w, L - k, -1)], dim=3)
         mask = self.mask_tokens.expand(B, h, w, -1, -1)
         x = self.decoder(torch.cat([mask, lat + self.latent_slots], dim=3))
         return self.tokenizer.detokenize(self.out_norm(x[:, :, :, :-L]), grid)
