@@ -66,6 +66,7 @@ def test_missing_folder_and_missing_compressai(rcm_model_file, folder, monkeypat
         bench.run(str(rcm_model_file), str(folder), 1, 1, None, True, lambda line: None)
 
 
+@pytest.mark.slow
 def test_compressai_reference_in_the_same_run(rcm_model_file, folder):
     if bench.find_compressai(None) is None:
         pytest.skip("compressai is not installed (make compressai-venv)")
