@@ -205,8 +205,9 @@ def cmd_eval(args) -> int:
     images = run.list_images(args.data)
     names = check_names(args.metrics.split(","), run.METRICS) if args.metrics else list(run.METRICS)
     out = Path(args.out)
-    if out.exists() and not args.force:
-        raise MrtlabError(f"{out} exists (use --force to overwrite)")
+    for f in (out, run.per_image_path(out)):
+        if f.exists() and not args.force:
+            raise MrtlabError(f"{f} exists (use --force to overwrite)")
     if args.reference and args.reference not in datasets():
         raise MrtlabError(f"no published curves for {args.reference!r} (known: {', '.join(datasets())})")
     if args.baseline:
@@ -254,8 +255,10 @@ def cmd_bdrate(args) -> int:
         value, notes = bd_rate(anchor, test, metric, args.method)
         for note in notes:
             print(f"mrtlab: note: {note}", file=sys.stderr)
+        value = round(value, 2) + 0.0  # no "-0.00"
+        word = "fewer" if value < 0 else "more" if value > 0 else "as many"
         print(f"BD-rate of {test.name} against {anchor.name} ({metric}): {value:+.2f} %"
-              f"  ({'fewer' if value < 0 else 'more'} bits for the same {metric})")
+              f"  ({word} bits for the same {metric})")
     return 0
 
 

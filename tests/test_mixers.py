@@ -62,9 +62,11 @@ def quad_wkv7(r, w, k, v, a, b, scale=1.0, **_):
     return torch.stack(outs, 2), None
 
 
-def quad_attention(q, k, v):
-    p = torch.softmax(q @ k.transpose(-1, -2) / q.shape[-1] ** 0.5, dim=-1)
-    return p @ v
+def quad_attention(q, k, v, causal=False):
+    s = q @ k.transpose(-1, -2) / q.shape[-1] ** 0.5
+    if causal:
+        s = s.masked_fill(torch.ones_like(s, dtype=torch.bool).triu(1), float("-inf"))
+    return torch.softmax(s, dim=-1) @ v
 
 
 QUADRATIC = {"rwkv6": ("mrtlab.mixers.rwkv6", "wkv6", quad_wkv6),
@@ -134,10 +136,7 @@ def test_attention_dispatches_to_xformers(monkeypatch):
     def fake_mea(q, k, v, attn_bias=None, p=0.0, scale=None):
         calls.append(q.shape)
         t = lambda x: x.transpose(1, 2)
-        s = t(q) @ t(k).transpose(-1, -2) / q.shape[-1] ** 0.5
-        if isinstance(attn_bias, LowerTriangularMask):
-            s = s.masked_fill(torch.ones_like(s, dtype=torch.bool).triu(1), float("-inf"))
-        return t(s.softmax(-1) @ t(v))
+        return t(quad_attention(t(q), t(k), t(v), isinstance(attn_bias, LowerTriangularMask)))
 
     fake = types.ModuleType("xformers.ops")
     fake.memory_efficient_attention = fake_mea

@@ -1,0 +1,130 @@
+"""Per-image quality metrics on 8-bit RGB: PSNR, MS-SSIM, LPIPS (AlexNet), DISTS (VGG-16).
+
+LPIPS and DISTS need ImageNet backbones that cannot be downloaded here. Each is built only
+from a local file (see ``weights.py``); when the file is missing the metric is *skipped* with
+the path where it was expected, so a number is never reported without its real weights."""
+from __future__ import annotations
+
+import math
+import warnings
+from types import SimpleNamespace
+from unittest import mock
+
+import numpy as np
+import torch
+
+from ..errors import MrtlabError
+from . import weights
+
+MS_SSIM_MIN_SIDE = 161  # 5 scales of an 11-px window: pytorch-msssim needs a side > 160
+
+
+def to_tensor(rgb: np.ndarray) -> torch.Tensor:
+    """``HxWx3`` uint8 → ``[1,3,H,W]`` float in [0, 1]."""
+    return torch.from_numpy(np.array(rgb, dtype=np.uint8)).permute(2, 0, 1)[None].float() / 255
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return math.inf if mse == 0 else float(10 * np.log10(255.0 ** 2 / mse))
+
+
+def ms_ssim(a: np.ndarray, b: np.ndarray) -> float | None:
+    """MS-SSIM on RGB in [0, 255] (as CompressAI reports it); ``None`` for images too small."""
+    from pytorch_msssim import ms_ssim as msssim
+
+    if min(a.shape[:2]) < MS_SSIM_MIN_SIDE:
+        return None
+    with torch.no_grad():
+        return float(msssim(to_tensor(a) * 255, to_tensor(b) * 255, data_range=255))
+
+
+class Skipped(str):
+    """The reason a metric could not be computed (always names the missing file)."""
+
+
+def _backbone(name: str, folder):
+    """A torchvision AlexNet/VGG-16 with ImageNet weights from a local file, or ``Skipped``."""
+    import torchvision
+
+    path = weights.weights_file(name, folder)
+    if not path.is_file():
+        return Skipped(f"weights not found: {path} (ImageNet {name}; put it there or point "
+                       f"--weights / ${weights.ENV} to its folder)")
+    net = getattr(torchvision.models, name)(weights=None)
+    state = weights.load_state(path)
+    feats = {k.removeprefix("features."): v for k, v in state.items() if k.startswith("features.")}
+    try:
+        net.features.load_state_dict(feats)
+    except RuntimeError as e:
+        return Skipped(f"{path} does not hold torchvision {name} weights ({str(e).splitlines()[0]})")
+    return net.eval()
+
+
+def _copy_features(slices: torch.nn.Module, features: torch.nn.Sequential) -> None:
+    """lpips regroups ``features[i]`` into ``sliceK.i``: copy each layer by its index."""
+    for sl in slices.children():
+        for idx, layer in sl.named_children():
+            layer.load_state_dict(features[int(idx)].state_dict())
+
+
+def build_lpips(folder=None):
+    """LPIPS v0.1 with AlexNet (the lpips default, used by HiFiC, MS-ILLM and GLC)."""
+    import lpips
+
+    alex = _backbone("alexnet", folder)
+    if isinstance(alex, Skipped):
+        return alex
+    with weights.offline(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torchvision's "pretrained is deprecated"
+        net = lpips.LPIPS(net="alex", pnet_rand=True, verbose=False)  # linear heads ship in lpips
+    _copy_features(net.net, alex.features)
+    return net.eval()
+
+
+def build_dists(folder=None):
+    """DISTS (Ding et al.) from DISTS_pytorch, its VGG-16 from a local file, its α/β from the
+    package (it would otherwise call ``vgg16(pretrained=True)`` and read ``sys.prefix``)."""
+    from pathlib import Path
+
+    from DISTS_pytorch import DISTS_pt
+
+    vgg = _backbone("vgg16", folder)
+    if isinstance(vgg, Skipped):
+        return vgg
+    with weights.offline(), torch.random.fork_rng(), \
+         mock.patch.object(DISTS_pt, "models", SimpleNamespace(vgg16=lambda **_: vgg)):
+        net = DISTS_pt.DISTS(load_weights=False)
+    ab = weights.load_state(Path(DISTS_pt.__file__).with_name("weights.pt"))
+    net.alpha.data, net.beta.data = ab["alpha"], ab["beta"]
+    return net.eval().to(memory_format=torch.channels_last)  # ~15% faster VGG on CPU
+
+
+class Perceptual:
+    """LPIPS and DISTS, each a network or the reason it is skipped."""
+
+    def __init__(self, names=("lpips", "dists"), folder=None):
+        build = {"lpips": build_lpips, "dists": build_dists}
+        self.nets = {n: build[n](folder) for n in names}
+        self.skipped = {n: str(v) for n, v in self.nets.items() if isinstance(v, Skipped)}
+
+    @torch.inference_mode()
+    def __call__(self, a: np.ndarray, b: np.ndarray) -> dict:
+        x, y = to_tensor(a), to_tensor(b)
+        out = {}
+        for name, net in self.nets.items():
+            if isinstance(net, Skipped):
+                continue
+            if name == "lpips":  # images in [0, 1]; normalize=True maps them to lpips' [-1, 1]
+                out[name] = float(net(x, y, normalize=True))
+            else:
+                cl = torch.channels_last
+                out[name] = float(net(x.contiguous(memory_format=cl), y.contiguous(memory_format=cl)))
+        return out
+
+
+def check_names(names: list[str], known) -> list[str]:
+    bad = [n for n in names if n not in known]
+    if bad:
+        raise MrtlabError(f"unknown metric {bad[0]!r} (known: {', '.join(known)})")
+    return names

@@ -1,0 +1,51 @@
+"""RD plots (matplotlib, Agg: no display needed): one panel per metric, bpp on x; published
+reference curves dashed, evaluated ones solid."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import MrtlabError
+from .curves import HIGHER_IS_BETTER, Curve
+
+ORDER = ("psnr", "ms-ssim", "lpips", "dists", "fid", "kid")
+LABELS = {"psnr": "PSNR (dB) ↑", "ms-ssim": "MS-SSIM ↑", "lpips": "LPIPS ↓", "dists": "DISTS ↓",
+          "fid": "FID (patches) ↓", "kid": "KID (patches) ↓"}
+
+
+def plot(curves: list[Curve], out: str | Path, metrics: list[str] | None = None,
+         title: str | None = None, logx: bool = False) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not curves:
+        raise MrtlabError("nothing to plot: give results files or --reference DATASET")
+    metrics = metrics or [m for m in ORDER if any(c.has(m) for c in curves)]
+    for m in metrics:
+        if not any(c.has(m) for c in curves):
+            raise MrtlabError(f"no curve has {m!r} values")
+    out = Path(out)
+    if out.suffix.lower() not in (".png", ".svg", ".pdf"):
+        raise MrtlabError(f"{out}: the plot is written as .png, .svg or .pdf")
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.6 * len(metrics), 4), squeeze=False)
+    for ax, m in zip(axes[0], metrics):
+        for c in curves:
+            if c.has(m):
+                pts = sorted(zip(c.bpp, c.get(m)))
+                style = "--" if c.source else "-"
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], style, marker="o", ms=4,
+                        label=c.name)
+        ax.set_xlabel("bpp (whole file)")
+        ax.set_ylabel(LABELS.get(m, m) if m in HIGHER_IS_BETTER else m)
+        if logx:
+            ax.set_xscale("log")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out

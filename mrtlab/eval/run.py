@@ -1,0 +1,213 @@
+"""``mrtlab eval``: every image is compressed to a real file, decoded from that file alone and
+measured. Means per rate point go to CompressAI's JSON layout (``name``, ``description``,
+``results``: metric → one value per rate point), per-image rows to a second file. Under
+``accelerate launch`` the images are split over the processes and gathered on the main one."""
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import MrtlabError
+from . import metrics as M
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm")
+METRICS = ("psnr", "ms-ssim", "lpips", "dists", "fid")  # "fid" gives FID and KID
+ROW_KEYS = ("bpp", "estimated_bpp", "psnr", "ms-ssim", "lpips", "dists", "encoding_time",
+            "decoding_time")
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    folder = Path(folder)
+    if not folder.exists():
+        raise MrtlabError(f"{folder}: no such folder")
+    if not folder.is_dir():
+        raise MrtlabError(f"{folder}: is a file, not a folder of images")
+    images = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not images:
+        raise MrtlabError(f"{folder}: no images in it (looked for {' '.join(IMAGE_SUFFIXES)})")
+    return images
+
+
+class ModelCodec:
+    """An mrtlab model as a codec with rate points: ``tokens`` (latent tokens kept per window)
+    for a variable-rate model, by default every count from 1 to L; a fixed-rate model has one."""
+
+    def __init__(self, model, tokens: list[int] | None = None):
+        from ..codec import codec
+
+        self.model, self._codec = model, codec
+        if tokens is None:
+            tokens = list(range(1, model.latent_tokens + 1)) if model.variable_rate else [model.latent_tokens]
+        self.points = [{"tokens": model.check_tokens(t)} for t in tokens]
+        self.name = Path(model.source).stem
+        self.description = f"mrtlab model {model.source} (fingerprint {model.fingerprint.hex()})"
+
+    def encode(self, rgb: np.ndarray, point: dict):
+        enc = self._codec.encode(self.model, rgb, point["tokens"])
+        return enc.data, enc.estimated_bits, enc.seconds, {}
+
+    def decode(self, data: bytes):
+        t0 = time.perf_counter()
+        rgb, _ = self._codec.decode(self.model, data)
+        return rgb, time.perf_counter() - t0
+
+
+def measure(codec, point: dict, rgb: np.ndarray, perceptual, names=METRICS):
+    """One image at one rate point: (the row of numbers, the reconstruction, the file)."""
+    data, est_bits, enc_s, extra = codec.encode(rgb, point)
+    rec, dec_s = codec.decode(data)
+    pixels = rgb.shape[0] * rgb.shape[1]
+    row = {"bytes": len(data), "bpp": 8 * len(data) / pixels}
+    if est_bits is not None:
+        row["estimated_bpp"] = est_bits / pixels
+    if "psnr" in names:
+        row["psnr"] = M.psnr(rgb, rec)
+    if "ms-ssim" in names:
+        row["ms-ssim"] = M.ms_ssim(rgb, rec)
+    row.update(perceptual(rgb, rec))
+    row.update({"encoding_time": enc_s, "decoding_time": dec_s, **extra})
+    return row, rec, data
+
+
+def evaluate(codec, images: list[Path], metrics=METRICS, weights=None, report=None,
+             progress: bool = True, data_name: str = "") -> dict | None:
+    """Run the eval; the main process returns ``{"summary", "rows"}``, the others ``None``."""
+    import torch
+    from accelerate import PartialState
+    from accelerate.utils import gather_object
+    from tqdm import tqdm
+
+    from ..codec import load_rgb
+    from .fid import PatchFID
+
+    state = PartialState(cpu=not torch.cuda.is_available())  # several CPU processes: DDP over gloo
+    perceptual = M.Perceptual([m for m in ("lpips", "dists") if m in metrics], weights)
+    fid = PatchFID(weights) if "fid" in metrics else None
+    fid_on = fid is not None and fid.skipped is None
+    if report is not None:
+        state.wait_for_everyone()  # every process has checked the folder: now empty it once
+        if state.is_main_process:
+            report.prepare()
+        state.wait_for_everyone()
+    rows, feats = [], []
+    with state.split_between_processes(list(enumerate(images))) as mine:
+        bar = tqdm(total=len(mine) * len(codec.points), unit="img", file=sys.stderr,
+                   desc=f"eval {codec.name}", disable=not (progress and state.is_main_process))
+        for index, path in mine:
+            rgb, notice = load_rgb(path)
+            if notice:
+                print(f"{path}: note: {notice}", file=sys.stderr)
+            real = fid.features(rgb) if fid_on else None
+            for p, point in enumerate(codec.points):
+                row, rec, _ = measure(codec, point, rgb, perceptual, metrics)
+                row = {"image": path.name, "index": index, "point": p, "width": rgb.shape[1],
+                       "height": rgb.shape[0], **row}
+                if fid_on:
+                    feats.append((p, real, fid.features(rec)))
+                if report is not None:
+                    row["compare"] = report.add_image(path, p, rgb, rec, row, perceptual, metrics)
+                rows.append(row)
+                bar.update()
+        bar.close()
+    rows, feats = gather_object(rows), gather_object(feats)
+    if not state.is_main_process:
+        return None
+    rows.sort(key=lambda r: (r["point"], r["index"]))
+    skipped = dict(perceptual.skipped)
+    if fid is not None and fid.skipped:
+        skipped["fid"] = skipped["kid"] = fid.skipped
+    summary = summarize(codec, rows, feats if fid_on else None, skipped, len(images), data_name)
+    summary["processes"] = state.num_processes
+    return {"summary": summary, "rows": rows}
+
+
+def mean_per_point(rows: list[dict], key: str, n_points: int) -> list | str | None:
+    """Means per rate point; ``None`` when the key was not measured, a reason when some
+    images have no value (MS-SSIM of images too small for its 5 scales)."""
+    if not any(key in r for r in rows):
+        return None
+    values = [[r.get(key) for r in rows if r["point"] == p] for p in range(n_points)]
+    missing = sum(v is None for v in values[0])
+    if missing:
+        if key == "ms-ssim":
+            return (f"{missing} of {len(values[0])} images are smaller than {M.MS_SSIM_MIN_SIDE} px "
+                    "on a side (MS-SSIM's 5 scales do not fit)")
+        return f"missing for {missing} of {len(values[0])} images"
+    return [float(np.mean(vs)) for vs in values]
+
+
+def summarize(codec, rows, feats, skipped: dict, n_images: int, data_name: str) -> dict:
+    from .. import __version__
+    from .fid import score
+
+    results = {}
+    for key in ROW_KEYS:
+        m = mean_per_point(rows, key, len(codec.points))
+        if isinstance(m, list):
+            results[key] = m
+        elif isinstance(m, str):
+            skipped[key] = m
+    if feats is not None:
+        fids = []
+        for p in range(len(codec.points)):
+            real = np.concatenate([r for q, r, _ in feats if q == p])
+            fake = np.concatenate([f for q, _, f in feats if q == p])
+            if len(real) < 2:
+                skipped["fid"] = skipped["kid"] = (f"only {len(real)} 256×256 patches in the images; "
+                                                   "FID/KID need at least 2")
+                break
+            fids.append(score(real, fake) | {"patches": len(real)})
+        else:
+            results["fid"], results["kid"] = [f["fid"] for f in fids], [f["kid"] for f in fids]
+            results["fid_patches"] = [f["patches"] for f in fids]
+    return {
+        "name": codec.name,
+        "description": (f"{codec.description}; {n_images} images of {data_name or 'the data'}; "
+                        f"bpp = 8 × whole file bytes / pixels; mrtlab {__version__}"),
+        "results": results,
+        "points": codec.points,
+        "images": n_images,
+        "skipped": skipped,
+    }
+
+
+def finite(x):
+    """JSON has no infinity (PSNR of an exact reconstruction): write ``null`` instead."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, dict):
+        return {k: finite(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [finite(v) for v in x]
+    return x
+
+
+def per_image_path(out: Path) -> Path:
+    return out.with_name(out.stem + ".per_image.json")
+
+
+def write(result: dict, out: Path) -> tuple[Path, Path]:
+    """The CompressAI-layout summary at ``out`` and the per-image rows beside it."""
+    rows_path = per_image_path(out)
+    summary = dict(result["summary"], per_image=rows_path.name)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(finite(summary), indent=1))
+    rows_path.write_text(json.dumps(finite({"name": summary["name"], "rows": result["rows"]}), indent=1))
+    return out, rows_path
+
+
+def table(summary: dict) -> str:
+    """The means as a small text table, one line per rate point."""
+    res = summary["results"]
+    keys = [k for k in ("bpp", "estimated_bpp", "psnr", "ms-ssim", "lpips", "dists", "fid", "kid",
+                        "encoding_time", "decoding_time") if k in res]
+    lines = ["point  " + "  ".join(f"{k:>13}" for k in keys)]
+    for p, point in enumerate(summary["points"]):
+        label = ",".join(f"{k}={v}" for k, v in point.items())
+        lines.append(f"{label:<7}" + "  ".join(f"{res[k][p]:>13.5g}" for k in keys))
+    return "\n".join(lines)
