@@ -178,14 +178,20 @@ def test_decoding_twice_gives_the_same_symbols_and_garbage_is_an_error():
         m.decompress(data[:-1], layout)
 
 
-@pytest.mark.parametrize("name", ["rcm", "transformer_ar", "hyperprior"])
-def test_mrt_codec_round_trip_with_each_entropy_model(name):
+@pytest.mark.parametrize("name,quantizer,dist", [
+    ("rcm", "fsq", "categorical"), ("transformer_ar", "fsq", "categorical"),
+    ("hyperprior", "fsq", "categorical"), ("rcm", "scalar", "gaussian"),
+    ("hyperprior", "scalar", "logistic")])
+def test_mrt_codec_round_trip_with_each_entropy_model(name, quantizer, dist):
     from .conftest import TINY
     from mrtlab.codec import codec
     from mrtlab.config import build_model
     from mrtlab.models import identify
 
-    cfg = dict(TINY, entropy_model={"class_path": name, "init_args": {"dim": 16, "max_slots": 2}})
+    cfg = dict(TINY, entropy_model={"class_path": name, "init_args": {
+        "dim": 16, "max_slots": 2, "distribution": dist}})
+    if quantizer == "scalar":
+        cfg["quantizer"] = {"class_path": "scalar", "init_args": {"channels": 4, "bound": 5}}
     torch.manual_seed(0)
     model = identify(build_model(cfg), cfg, name)
     model.update()
