@@ -325,7 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--tokens", help="latent tokens per window, one rate point each, e.g. 1,2,4")
     e.add_argument("-o", "--out", default="results.json", help="results file (per-image rows beside it)")
     e.add_argument("--report", help="write an HTML report into this folder")
-    e.add_argument("--reference", help="dataset of the published curves drawn in the report (kodak, clic2020)")
+    e.add_argument("--reference", help="dataset of the published curves drawn in the report (kodak, clic2020, clic2020test)")
     e.add_argument("--metrics", help="subset of psnr,ms-ssim,lpips,dists,fid (default: all)")
     e.add_argument("--weights", help="folder of the ImageNet backbone files (default: $MRTLAB_WEIGHTS, "
                    "else torch's hub cache)")
@@ -339,7 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("files", nargs="*", help="results files or reference names")
     pl.add_argument("-o", "--output", default="rd.png", help="image file (.png, .svg, .pdf)")
     pl.add_argument("--metric", help="comma-separated metrics (default: every one present)")
-    pl.add_argument("--reference", help="add the published curves of a dataset (kodak, clic2020)")
+    pl.add_argument("--reference", help="add the published curves of a dataset (kodak, clic2020, clic2020test)")
     pl.add_argument("--title")
     pl.add_argument("--logx", action="store_true", help="logarithmic bpp axis")
     sub.add_parser("train", help="train from a recipe: train --config RECIPE.yaml [--key value ...]",
