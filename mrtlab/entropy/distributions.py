@@ -38,6 +38,7 @@ class Distribution(torch.nn.Module):
         super().__init__()
         self.levels = list(levels)
         self.register_buffer("mask", level_mask(levels), persistent=False)
+        self.np_mask = self.mask.numpy()   # the coding side's copy (read once per symbol group)
 
     def log_probs(self, params: torch.Tensor) -> torch.Tensor:
         """``params [..., C, P]`` → log-probabilities ``[..., C, max(levels)]`` (PyTorch)."""
@@ -45,7 +46,7 @@ class Distribution(torch.nn.Module):
 
     def freq(self, params: np.ndarray, channels: slice = slice(None)) -> np.ndarray:
         """``params [..., C', P]`` of ``channels`` → integer frequency rows ``[N, max(levels)]``."""
-        logp = self._np_log_probs(to_grid(params), self.mask[channels].numpy())
+        logp = self._np_log_probs(to_grid(params), self.np_mask[channels])
         return integer_pmfs(logp.reshape(-1, logp.shape[-1]))
 
     def _np_log_probs(self, params: np.ndarray, mask: np.ndarray) -> np.ndarray:
