@@ -12,6 +12,8 @@ kept for sequential decoding and as the reference of the chunked form.
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from .dispatch import over_segments, step_through, to_fla, use_fla
@@ -48,7 +50,7 @@ LOG2E = 1.4426950408889634
 
 
 def gla_chunk(q, k, v, g, scale: float | None = None, initial_state=None,
-              output_final_state: bool = False, chunk_size: int = 64):
+              output_final_state: bool = False, chunk_size: int = 64, exclusive: bool = False):
     """Chunked parallel form: matrix products inside chunks, a loop over chunks only.
 
     Inside a chunk, ``exp(A_t - A_s)`` (``A`` the cumulative log decay) is computed two ways:
@@ -68,6 +70,9 @@ def gla_chunk(q, k, v, g, scale: float | None = None, initial_state=None,
     Chunks are processed in segments of about ``dispatch.SEGMENT_ELEMENTS`` per tensor, the state
     carried between them: a long input then costs the same per token as a short one (no
     cache misses, no page faults of huge temporaries). ``chunk_size``: a power of two.
+
+    ``exclusive``: ``o_t = scale * q_t S_{t-1}``, the state *before* token t (WKV-6 reads
+    it so): the queries take the decay up to ``t-1`` and the diagonal is left out.
     """
     B, H, T, K = q.shape
     V = v.shape[-1]
@@ -77,11 +82,11 @@ def gla_chunk(q, k, v, g, scale: float | None = None, initial_state=None,
         return v.new_zeros(B, H, 0, V), (initial_state if output_final_state else None)
     scale = K ** -0.5 if scale is None else scale
     C = min(chunk_size, 1 << (T - 1).bit_length())  # a short input is not padded to a long chunk
-    return over_segments(_gla_chunks, (q, k, v, g), C, scale, V, initial_state,
-                         output_final_state)
+    chunks = functools.partial(_gla_chunks, exclusive=exclusive)
+    return over_segments(chunks, (q, k, v, g), C, scale, V, initial_state, output_final_state)
 
 
-def _gla_chunks(q, k, v, g, scale: float, state, C: int):
+def _gla_chunks(q, k, v, g, scale: float, state, C: int, exclusive: bool = False):
     """:func:`gla_chunk` on a whole number of chunks, from ``state`` → (o, state)."""
     B, H, T, K = q.shape
     V = v.shape[-1]
@@ -95,13 +100,14 @@ def _gla_chunks(q, k, v, g, scale: float, state, C: int):
     # is applied once, at the end
     q, k, v, g = (x.reshape(B, H, N, C // L, L, x.shape[-1]) for x in (q, k, v, g))
     if L == 1:
-        o = (q * k).sum(-1, keepdim=True) * v
+        o = v * 0 if exclusive else (q * k).sum(-1, keepdim=True) * v
         D = g.exp2()
-        Q, Kf = q * D, k
+        Q, Kf = (q, k) if exclusive else (q * D, k)
     else:
-        P = (A.unsqueeze(3) if L == C else g.cumsum(-2)).exp2()  # >= exp(-MAX_LEAF_DECAY)
-        Q, kl = q * P, k / P
-        o = (Q @ kl.transpose(-1, -2)).tril_() @ v
+        cum = A.unsqueeze(3) if L == C else g.cumsum(-2)
+        P = cum.exp2()                                 # >= exp(-MAX_LEAF_DECAY)
+        Q, kl = q * ((cum - g).exp2() if exclusive else P), k / P
+        o = (Q @ kl.transpose(-1, -2)).tril_(-1 if exclusive else 0) @ v
         D = P[..., -1:, :]
         Kf = kl * D
     o = o.reshape(B, H, N, C, V)

@@ -13,7 +13,6 @@ the chunked form.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from .dispatch import step_through, to_fla, use_fla
 from .gla import gla_chunk
@@ -48,17 +47,13 @@ def wkv6_chunk(r, k, v, w, u, scale: float = 1.0, initial_state=None,
                output_final_state: bool = False, chunk_size: int = 64):
     """Chunked parallel form, through the GLA op.
 
-    WKV-6 reads the state *before* the current token, GLA after it, with the same state
-    update: ``r_t S_{t-1}`` is GLA's output at ``t-1`` for the query ``r_t``. So WKV-6 is
-    GLA with the queries shifted back by one token, the first token reading the initial
-    state, plus the bonus term; GLA's chunked form is stable for any decay.
+    WKV-6 reads the state *before* the current token, with GLA's state update: its output
+    is GLA's exclusive form (:func:`gla_chunk` with ``exclusive=True``) plus the bonus of
+    the current token. GLA's chunked form is stable for any decay.
     """
-    B, H, T, K = r.shape
-    q = F.pad(r[:, :, 1:], (0, 0, 0, 1))
-    o, state = gla_chunk(q, k, v, w, scale, initial_state, output_final_state, chunk_size)
-    first = (r[:, :, :1] * scale) @ initial_state if initial_state is not None else o[:, :, :1] * 0
-    o = torch.cat([first, o[:, :, :-1]], dim=2)[:, :, :T]
+    o, state = gla_chunk(r, k, v, w, scale, initial_state, output_final_state, chunk_size,
+                         exclusive=True)
     bonus = ((r * scale) * u[None, :, None, :] * k).sum(-1, keepdim=True)
     if output_final_state and state is None:
-        state = r.new_zeros(B, H, K, v.shape[-1])
+        state = r.new_zeros(*r.shape[:2], r.shape[-1], v.shape[-1])
     return o + bonus * v, state
