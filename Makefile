@@ -11,7 +11,7 @@ $(BIN)/mrtlab: setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH)"
-	$(BIN)/python -m pip install -q -e ".[test]"
+	$(BIN)/python -m pip install -q "$(TORCH)" -e ".[test]"
 	touch $@
 
 install: $(BIN)/mrtlab

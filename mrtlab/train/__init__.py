@@ -1,4 +1,5 @@
-"""Training: data, the Accelerate loop, checkpoints and export."""
-from .loop import TrainConfig, export, train
+"""Training: data, losses, the Accelerate loop, checkpoints and export."""
+from .loop import export, train
+from .settings import TrainConfig
 
 __all__ = ["TrainConfig", "export", "train"]

@@ -1,7 +1,8 @@
 """Training data: random crops from an image folder, addressed by sample index.
 
 Sample ``i`` is drawn from ``np.random.default_rng((seed, i))``, so the data order depends
-only on the seed and the step: a resumed run sees exactly the batches it would have seen.
+only on the seed and the step: a resumed run sees exactly the batches it would have seen,
+and with several processes each one takes its own indices (``shard_indices``).
 """
 from __future__ import annotations
 
@@ -10,7 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
+
+from ..codec.image_io import load_rgb
+from ..errors import MrtlabError
 
 log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
@@ -19,41 +23,79 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 def image_files(root: str | Path) -> list[Path]:
     root = Path(root)
     if not root.is_dir():
-        from ..errors import MrtlabError
-        raise MrtlabError(f"training data folder {root} does not exist")
+        raise MrtlabError(f"image folder {root} does not exist")
     return sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
 
 
-class RandomCrops(torch.utils.data.Dataset):
-    """Decoded images kept in memory as uint8; corrupt or too-small images are skipped."""
+def shard_indices(start: int, steps: int, batch: int, accum: int, rank: int, processes: int) -> list[int]:
+    """Sample indices of one process for optimizer steps ``start … steps-1``.
 
-    def __init__(self, root: str | Path, crop: int, length: int, seed: int = 0):
-        self.crop, self.length, self.seed = crop, length, seed
-        self.images = []
+    Micro-batch ``k`` of step ``s`` on process ``r`` holds samples
+    ``((s·accum + k)·processes + r)·batch + j``: every sample is used once, by one process.
+    """
+    return [((s * accum + k) * processes + rank) * batch + j
+            for s in range(start, steps) for k in range(accum) for j in range(batch)]
+
+
+class RandomCrops(torch.utils.data.Dataset):
+    """Images are decoded when drawn (only their headers are read up front), so a folder
+    of any size fits; a file that cannot be read is logged and another image is drawn."""
+
+    def __init__(self, root: str | Path, crop: int, seed: int = 0):
+        self.crop, self.seed = crop, seed
+        self.files, self.bad = [], set()
         for path in image_files(root):
             try:
                 with Image.open(path) as im:
-                    arr = np.asarray(im.convert("RGB"))
-            except (UnidentifiedImageError, OSError) as e:
+                    w, h = im.size
+            except Exception as e:  # PIL raises many kinds on a damaged header
                 log.warning("skipping unreadable image %s: %s", path, e)
                 continue
-            if min(arr.shape[:2]) < crop:
+            if min(w, h) < crop:
                 log.info("skipping %s: smaller than the %d px crop", path, crop)
                 continue
-            self.images.append(arr)
-        if not self.images:
-            from ..errors import MrtlabError
+            self.files.append(path)
+        if not self.files:
             raise MrtlabError(f"no usable training image of at least {crop}×{crop} px in {root}")
 
     def __len__(self):
-        return self.length
+        return 2 ** 62  # indices are unbounded; the sampler decides which are used
+
+    def load(self, k: int) -> np.ndarray | None:
+        if k in self.bad:
+            return None
+        try:
+            return load_rgb(self.files[k])[0]
+        except MrtlabError as e:
+            log.warning("skipping unreadable image: %s", e)
+            self.bad.add(k)
+            return None
 
     def __getitem__(self, i):
         rng = np.random.default_rng((self.seed, i))
-        img = self.images[rng.integers(len(self.images))]
+        img = None
+        while img is None:  # a bad file is bad every time, so the redraw is deterministic
+            if len(self.bad) == len(self.files):
+                raise MrtlabError("every training image failed to decode")
+            img = self.load(int(rng.integers(len(self.files))))
         y = rng.integers(img.shape[0] - self.crop + 1)
         x = rng.integers(img.shape[1] - self.crop + 1)
         patch = img[y:y + self.crop, x:x + self.crop]
         if rng.random() < 0.5:
             patch = patch[:, ::-1]
         return torch.from_numpy(patch.copy()).permute(2, 0, 1).float() / 255
+
+
+def validation_images(root: str | Path, limit: int) -> list[tuple[str, np.ndarray]]:
+    """The first ``limit`` readable images of a held-out folder, whole, as uint8 RGB."""
+    out = []
+    for path in image_files(root):
+        if len(out) == limit:
+            break
+        try:
+            out.append((path.name, load_rgb(path)[0]))
+        except MrtlabError as e:
+            log.warning("skipping validation image: %s", e)
+    if not out:
+        raise MrtlabError(f"no readable validation image in {root}")
+    return out

@@ -1,0 +1,86 @@
+"""The 2-D latent baseline: a convolutional codec for the paper's 1-D vs 2-D comparison.
+
+Analysis and synthesis transforms in the style of the hyperprior/GLC family (strided
+5×5 convolutions down, 3×3 convolutions + pixel shuffle up, residual blocks between),
+with the same Quantizer and EntropyModel plugins as MRT. The latent is a feature map
+downsampled ``downsample``× (16 or 32); its symbol sequence is the map in raster order,
+``Layout(slots=1, rows, cols)`` (``latent_tokens = 1``): every cell is a one-token window.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..entropy import EntropyModel
+from ..quantizers import Quantizer
+from ..registry import register
+from ..tokenizers import Grid
+from .base import CodecModel
+
+
+class ResBlock(nn.Module):
+    def __init__(self, ch: int):
+        super().__init__()
+        self.body = nn.Sequential(nn.GELU(), nn.Conv2d(ch, ch, 3, padding=1),
+                                  nn.GELU(), nn.Conv2d(ch, ch, 3, padding=1))
+
+    def forward(self, x):
+        return x + self.body(x)
+
+
+def down(c_in: int, c_out: int) -> nn.Module:
+    return nn.Conv2d(c_in, c_out, 5, stride=2, padding=2)
+
+
+def up(c_in: int, c_out: int) -> nn.Module:
+    """×2 by a convolution to 4·c_out channels and pixel shuffle (no checkerboard)."""
+    return nn.Sequential(nn.Conv2d(c_in, 4 * c_out, 3, padding=1), nn.PixelShuffle(2))
+
+
+@register("baseline2d")
+class Baseline2D(CodecModel):
+    def __init__(self,
+                 quantizer: Quantizer,
+                 entropy_model: Callable[[list[int]], EntropyModel],
+                 channels: int = 96,
+                 downsample: int = 16,
+                 blocks: int = 1):
+        super().__init__()
+        if downsample not in (16, 32):
+            raise ValueError(f"downsample must be 16 or 32, got {downsample}")
+        self.downsample, self.latent_tokens = downsample, 1
+        self.quantizer = quantizer
+        self.entropy_model = entropy_model(quantizer.levels)
+        stages, ch, C = downsample.bit_length() - 1, channels, quantizer.channels
+
+        def res():
+            return [ResBlock(ch) for _ in range(blocks)]
+        enc = [down(3, ch)]
+        for _ in range(stages - 1):
+            enc += [*res(), nn.GELU(), down(ch, ch)]
+        self.analysis = nn.Sequential(*enc, *res(), nn.GELU(), nn.Conv2d(ch, C, 3, padding=1))
+        dec = [nn.Conv2d(C, ch, 3, padding=1)]
+        for _ in range(stages - 1):
+            dec += [*res(), nn.GELU(), up(ch, ch)]
+        self.synthesis = nn.Sequential(*dec, *res(), nn.GELU(), up(ch, 3))
+
+    def grid(self, height: int, width: int) -> Grid:
+        s = self.downsample
+        return Grid(height, width, -(-height // s), -(-width // s), s)
+
+    def encode(self, image: torch.Tensor) -> tuple[torch.Tensor, Grid]:
+        B, _, H, W = image.shape
+        g = self.grid(H, W)
+        x = F.pad(image * 2 - 1, (0, g.windows_w * g.window_px - W, 0, g.windows_h * g.window_px - H),
+                  mode="replicate")
+        y = self.analysis(x)                       # [B, C, rows, cols]
+        return y.flatten(2).transpose(1, 2), g     # raster order: [B, rows·cols, C]
+
+    def decode(self, q: torch.Tensor, grid: Grid) -> torch.Tensor:
+        B = q.shape[0]
+        y = self.quantizer.dequantize(q.float()).transpose(1, 2)
+        x = self.synthesis(y.reshape(B, -1, grid.windows_h, grid.windows_w))
+        return (x[:, :, :grid.height, :grid.width] + 1) / 2

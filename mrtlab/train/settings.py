@@ -1,0 +1,60 @@
+"""The ``train:`` section of a recipe, and the learning-rate schedule it implies."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+
+@dataclass
+class TrainConfig:
+    """Training settings; docs/training.md explains each one.
+
+    ``batch_size`` is per process and micro-batch: one optimizer step sees
+    ``batch_size × grad_accum × processes`` crops. ``steps`` counts optimizer steps.
+    """
+    # data
+    data: str = "../shared/data/bsds500"
+    crop: int = 256
+    batch_size: int = 8
+    workers: int = 0
+    val_data: str = ""
+    val_every: int = 0
+    val_images: int = 8
+    # optimisation
+    steps: int = 6000
+    lr: float = 6e-4
+    warmup: int = 300
+    weight_decay: float = 0.01
+    grad_accum: int = 1
+    grad_clip: float = 1.0
+    ema: float = 0.0
+    mixed_precision: str = "no"
+    seed: int = 0
+    # stages and losses: loss = rate_weight·bpp + Σ weight·term
+    stage: int = 1
+    init: str = ""
+    rate_weight: float = 0.0
+    mse: float = 1.0
+    msssim: float = 0.0
+    lpips: float = 0.0
+    dists: float = 0.0
+    perceptual_weights: str = ""
+    adv: float = 0.0
+    adv_start: int = 0
+    disc_lr: float = 2e-4
+    disc_width: int = 64
+    teacher: str = ""
+    align: float = 0.0
+    # output
+    out: str = "runs/model"
+    save_every: int = 200
+    log_every: int = 10
+    tensorboard: bool = True
+
+
+def lr_factor(step: int, cfg: TrainConfig) -> float:
+    """Linear warmup, then cosine decay to 5% of the peak (``step`` counts from 0)."""
+    if step < cfg.warmup:
+        return (step + 1) / cfg.warmup
+    t = (step - cfg.warmup) / max(cfg.steps - cfg.warmup, 1)
+    return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))

@@ -1,0 +1,100 @@
+"""What differs between the two stages: the forward pass, which weights train, where they start.
+
+Stage 1 trains everything on λ·R + D. Stage 2 freezes the encoder side and the quantizer,
+so the symbols of an image (its bitstream) no longer change, and trains the decoder and
+the entropy model on those fixed symbols.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+from torch import nn
+
+from ..errors import MrtlabError
+
+
+class CodecStep(nn.Module):
+    """The one module that DDP wraps, so every trained weight is in one forward pass.
+
+    Mirrors ``CodecModel.forward`` (a variable-rate model keeps a random number of tokens
+    per window). Returns the reconstruction, the symbol positions, the bits of the symbols as the
+    entropy model prices them with gradient to the encoder (``bits``, only when the rate
+    is weighted) and on detached symbols (``em_bits``: the entropy model always learns
+    the distribution of the symbols the encoder makes).
+    """
+
+    def __init__(self, codec: nn.Module, stage: int, rate_weighted: bool):
+        super().__init__()
+        if stage not in (1, 2):
+            raise MrtlabError(f"train.stage must be 1 or 2, got {stage}")
+        self.codec, self.stage, self.rate_weighted = codec, stage, rate_weighted
+
+    def forward(self, x: torch.Tensor) -> dict:
+        codec, k = self.codec, self.codec.training_tokens()
+        if self.stage == 2:
+            with torch.no_grad():  # frozen: the real (evaluation-mode) symbols
+                codec.quantizer.eval()
+                y, grid = codec.encode(x)
+                q = codec.quantizer(codec.keep(y, k))
+        else:
+            y, grid = codec.encode(x)
+            q = codec.quantizer(codec.keep(y, k))
+        layout = codec.layout(grid, k)
+        out = {"x_hat": codec.decode(q, grid), "q": q, "tokens": k,
+               "em_bits": codec.entropy_model(q.detach(), layout)}
+        if self.stage == 1 and self.rate_weighted:
+            out["bits"] = codec.entropy_model(q, layout)
+        return out
+
+
+def encoder_side(model: nn.Module, crop: int) -> list[nn.Parameter]:
+    """The parameters the symbols depend on: those in the graph of ``encode`` (traced on
+    one crop, so any model and tokenizer is covered), plus the quantizer's."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    y, _ = model.encode(torch.rand(1, 3, crop, crop, device=params[0].device))
+    grads = torch.autograd.grad(y.float().sum(), params, allow_unused=True)
+    ids = {id(p) for p, g in zip(params, grads) if g is not None}
+    ids |= {id(p) for p in model.quantizer.parameters()}
+    return [p for p in model.parameters() if id(p) in ids]
+
+
+def freeze_encoder(model: nn.Module, crop: int) -> int:
+    """Stage 2: stop every encoder-side weight; returns how many tensors were frozen."""
+    frozen = encoder_side(model, crop)
+    for p in frozen:
+        p.requires_grad_(False)
+    return len(frozen)
+
+
+def start_stage(model: nn.Module, cfg) -> None:
+    """Load ``train.init`` if given; in stage 2 (which needs it) freeze the encoder side."""
+    if cfg.init:
+        load_init(model, cfg.init)
+    if cfg.stage == 2:
+        if not cfg.init:
+            raise MrtlabError("stage 2 starts from a stage-1 model: set train.init")
+        if cfg.align:
+            raise MrtlabError("train.align is a stage-1 loss (stage 2 freezes the encoder)")
+        freeze_encoder(model, cfg.crop)
+
+
+def load_init(model: nn.Module, path: str | Path) -> None:
+    """Start from an exported model (``x.safetensors``), a run folder (its exported
+    ``model.safetensors``) or a checkpoint folder (``state/``: the raw weights)."""
+    path = Path(path)
+    weights = path / "model.safetensors" if path.is_dir() else path.with_suffix(".safetensors")
+    try:
+        state = load_file(str(weights))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise MrtlabError(f"cannot read initial weights {weights}: {e}") from None
+    state = {k.removeprefix("codec."): v for k, v in state.items()}  # checkpoints wrap the codec
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError:
+        missing, unexpected = ["(shape mismatch)"], []
+    if missing or unexpected:
+        raise MrtlabError(f"initial weights {weights} do not fit the recipe's model "
+                          f"({len(missing)} missing, {len(unexpected)} unexpected tensors)")

@@ -1,0 +1,204 @@
+"""The training loop: exact resume, both stages, alignment, validation, logs, recipes."""
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from mrtlab.cli import main
+from mrtlab.codec import encode
+from mrtlab.config import build_model, parse
+from mrtlab.errors import MrtlabError
+from mrtlab.models import load_model, save_model
+from mrtlab.train import train
+from mrtlab.train import data as train_data
+from mrtlab.entropy import Layout
+from mrtlab.train.align import regroup
+from mrtlab.train.stages import encoder_side
+
+from .conftest import TINY
+from .train_helpers import image_folder, perceptual_weights, read_log, tiny_train  # noqa: F401
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return image_folder(tmp_path_factory.mktemp("train"))
+
+
+def fresh(cfg=TINY, seed=0):
+    torch.manual_seed(seed)
+    return build_model(cfg)
+
+
+def losses(out):
+    return {r["step"]: r["loss"] for r in read_log(out) if "loss" in r}
+
+
+def test_resume_continues_exactly(tmp_path, folder, monkeypatch):
+    kw = dict(steps=6, save_every=3, rate_weight=0.5, ema=0.9, grad_accum=2)
+    train(fresh(), TINY, tiny_train(tmp_path / "a", folder, **kw))
+    # the same run, killed while fetching step 5's data, then restarted
+    get = train_data.RandomCrops.__getitem__
+
+    def crash(self, i):
+        if i >= 4 * 2 * 2:
+            raise KeyboardInterrupt
+        return get(self, i)
+    monkeypatch.setattr(train_data.RandomCrops, "__getitem__", crash)
+    with pytest.raises(KeyboardInterrupt):
+        train(fresh(), TINY, tiny_train(tmp_path / "b", folder, **kw))
+    monkeypatch.setattr(train_data.RandomCrops, "__getitem__", get)
+    assert max(losses(tmp_path / "b")) == 4
+    train(fresh(seed=1), TINY, tiny_train(tmp_path / "b", folder, **kw))  # weights come from state/
+    assert [r["step"] for r in read_log(tmp_path / "b")] == [1, 2, 3, 4, 5, 6]
+    assert losses(tmp_path / "b") == losses(tmp_path / "a")  # bit for bit
+    assert (tmp_path / "a/model.safetensors").read_bytes() == (tmp_path / "b/model.safetensors").read_bytes()
+
+
+def test_resume_uses_state_old_and_ignores_a_partial_save(tmp_path, folder):
+    cfg = tiny_train(tmp_path, folder, steps=2, save_every=2)
+    train(fresh(), TINY, cfg)
+    (tmp_path / "state").rename(tmp_path / "state.old")       # crash between the renames
+    (tmp_path / "state.tmp").mkdir()                           # and a save cut short
+    (tmp_path / "state.tmp" / "model.safetensors").write_bytes(b"partial")
+    cfg.steps = 3
+    train(fresh(seed=5), TINY, cfg)
+    assert [r["step"] for r in read_log(tmp_path)] == [1, 2, 3]
+    assert (tmp_path / "state" / "step.json").read_text() == '{"step": 3}'
+    assert not (tmp_path / "state.tmp").exists() and not (tmp_path / "state.old").exists()
+
+
+def test_encoder_side_of_mrt_is_what_the_symbols_depend_on():
+    model = fresh()
+    names = {n for n, p in model.named_parameters() if any(p is q for q in encoder_side(model, 16))}
+    expect = {n for n, _ in model.named_parameters()
+              if n.startswith(("encoder.", "to_latent.", "latent_queries", "tokenizer.embed", "tokenizer.pos_in"))}
+    assert names == expect
+
+
+def test_stage2_keeps_every_symbol(tmp_path, folder, astronaut_png, tiny_model_file, perceptual_weights):
+    from mrtlab.codec import load_rgb
+
+    cfg = tiny_train(tmp_path / "s2", folder, stage=2, init=str(tiny_model_file), steps=3, ema=0.5,
+                     mse=1.0, msssim=0.5, lpips=0.5, adv=0.1, adv_start=1, lr=1e-2,
+                     perceptual_weights=str(perceptual_weights))
+    trained = train(fresh(seed=3), TINY, cfg)
+    before, after = load_model(str(tiny_model_file)), load_model(str(trained))
+    rgb, _ = load_rgb(astronaut_png)
+    a, b = encode(before, rgb[:100, :120]), encode(after, rgb[:100, :120])
+    assert torch.equal(a.symbols, b.symbols)
+    w0, w1 = load_file(str(tiny_model_file)), load_file(str(trained))
+    frozen = {n for n, p in before.named_parameters() if any(p is q for q in encoder_side(before, 16))}
+    assert all(torch.equal(w0[n], w1[n]) for n in frozen)
+    assert any(not torch.equal(w0[n], w1[n]) for n in w0 if n.startswith("decoder."))
+    assert not torch.equal(w0["entropy_model.logits"], w1["entropy_model.logits"])
+    row = read_log(tmp_path / "s2")[-1]
+    assert {"mse", "msssim", "lpips", "adv", "d_loss", "bpp"} <= row.keys()
+
+
+def test_stage2_needs_a_stage1_model(tmp_path, folder):
+    with pytest.raises(MrtlabError, match="train.init"):
+        train(fresh(), TINY, tiny_train(tmp_path, folder, stage=2))
+
+
+def test_regroup_puts_a_2d_latent_into_windows():
+    t = torch.arange(4 * 6).reshape(1, 24, 1)        # a 4×6 map in raster order
+    w = regroup(t, Layout(1, 4, 6), Layout(4, 2, 3))  # → 2×3 windows of 2×2 cells
+    assert w[0, :4, 0].tolist() == [0, 1, 6, 7] and w[0, 4:8, 0].tolist() == [2, 3, 8, 9]
+    with pytest.raises(MrtlabError, match="cannot be aligned"):
+        regroup(t, Layout(1, 4, 6), Layout(2, 2, 3))
+
+
+def test_alignment_to_a_2d_teacher(tmp_path, folder):
+    """A 2-D baseline at 16× teaches an MRT student with 32-px windows of 4 tokens."""
+    from mrtlab.train.align import Teacher
+
+    levels = {"class_path": "fsq", "init_args": {"levels": [5, 5]}}
+    teacher_cfg = {"class_path": "baseline2d", "channels": 8, "quantizer": levels,
+                   "entropy_model": {"class_path": "factorized"}}
+    teacher = fresh(teacher_cfg)
+    with torch.no_grad():
+        teacher.analysis[-1].weight.mul_(30)  # symbols spread over all five levels
+    teacher = save_model(teacher, teacher_cfg, tmp_path / "teacher")
+    student_cfg = dict(TINY, latent_tokens=4, quantizer=levels,
+                       tokenizer={"class_path": "patch_window", "init_args": {"patch": 8, "window": 4}})
+    crops = torch.stack([train_data.RandomCrops(folder, 64, seed=9)[i] for i in range(8)])
+
+    @torch.no_grad()
+    def misfit(student):  # the alignment loss of evaluation-mode symbols on fixed crops
+        student.eval()
+        q = student.quantizer(student.encode(crops)[0])
+        return float(Teacher(str(teacher), student, 64, "cpu").loss(q, crops, 4))
+    cfg = tiny_train(tmp_path / "s", folder, crop=64, steps=20, lr=3e-3, mse=0.0,
+                     teacher=str(teacher), align=1.0)
+    before = misfit(fresh(student_cfg))
+    after = misfit(load_model(str(train(fresh(student_cfg), student_cfg, cfg))))
+    assert after < 0.5 * before
+
+
+def test_validation_reports_the_real_file_size(tmp_path, folder):
+    cfg = tiny_train(tmp_path, folder, steps=2, val_data=str(folder), val_every=2, val_images=1,
+                     tensorboard=True)
+    path = train(fresh(), TINY, cfg)
+    val = [r for r in read_log(tmp_path) if "val_bpp" in r]
+    assert [r["step"] for r in val] == [2]
+    rgb = train_data.validation_images(folder, 1)[0][1]
+    enc = encode(load_model(str(path)), rgb)
+    assert val[0]["val_bpp"] == pytest.approx(8 * enc.bytes / (rgb.shape[0] * rgb.shape[1]))
+    assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+    row = read_log(tmp_path)[0]
+    assert {"step", "loss", "mse", "psnr", "bpp", "lr", "crops_per_s"} <= row.keys()
+
+
+@pytest.mark.parametrize("recipe", sorted((ROOT / "recipes" / "ablations").glob("*.yaml")),
+                         ids=lambda p: p.stem)
+def test_ablation_recipes_train_through_the_loop(recipe, tmp_path, folder):
+    cfg = parse(["--config", str(recipe), "--train.data", str(folder), "--train.crop", "32",
+                 "--train.batch_size", "1", "--train.steps", "1", "--train.out", str(tmp_path),
+                 "--train.tensorboard", "false"])
+    model_cfg = cfg.model.as_dict()
+    train(build_model(model_cfg), model_cfg, cfg.train)
+    assert (tmp_path / "model.safetensors").is_file() and len(read_log(tmp_path)) == 1
+
+
+def test_train_command_with_the_2d_baseline(tmp_path, folder, astronaut_png):
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(ROOT / "recipes" / "baselines" / "cnn2d.yaml"),
+                 "--train.data", str(folder), "--train.val_data", "", "--train.crop", "32",
+                 "--train.batch_size", "1", "--train.steps", "2", "--train.out", str(out),
+                 "--model.channels", "8", "--model.entropy_model", "factorized",
+                 "--train.tensorboard", "false"]) == 0
+    assert load_model(str(out / "model.safetensors")).__class__.__name__ == "Baseline2D"
+    assert main(["compress", str(astronaut_png), "--model", str(out / "model.safetensors"),
+                 "-o", str(tmp_path)]) == 0
+
+
+def test_init_from_a_run_or_its_checkpoint(tmp_path, folder):
+    from mrtlab.train.stages import load_init
+
+    train(fresh(), TINY, tiny_train(tmp_path, folder, steps=1))
+    exported = load_file(str(tmp_path / "model.safetensors"))
+    for source in (tmp_path, tmp_path / "state", tmp_path / "model.safetensors"):
+        model = fresh(seed=7)
+        load_init(model, source)
+        assert all(torch.equal(p, exported[n]) for n, p in model.named_parameters())
+    with pytest.raises(MrtlabError, match="cannot read initial weights"):
+        load_init(fresh(), tmp_path / "nothing.safetensors")
+
+
+def test_export_holds_the_ema_weights(tmp_path, folder):
+    model = fresh()
+    train(model, TINY, tiny_train(tmp_path, folder, steps=3, ema=0.9))
+    exported = load_file(str(tmp_path / "model.safetensors"))
+    raw = {k.removeprefix("codec."): v for k, v in load_file(str(tmp_path / "state" / "model.safetensors")).items()}
+    assert all(torch.equal(p, raw[n]) for n, p in model.named_parameters())  # the state: raw weights
+    moved = [n for n, _ in model.named_parameters() if not torch.equal(exported[n], raw[n])]
+    assert moved  # the export is the EMA, not the last raw weights
+
+
+def test_a_checkpoint_of_another_recipe_is_a_clear_error(tmp_path, folder):
+    train(fresh(), TINY, tiny_train(tmp_path, folder, steps=1))
+    with pytest.raises(MrtlabError, match="does not fit this recipe"):
+        train(fresh(), TINY, tiny_train(tmp_path, folder, steps=2, adv=0.1))

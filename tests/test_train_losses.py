@@ -1,0 +1,79 @@
+"""Losses: MS-SSIM, LPIPS/DISTS from local weights only, the PatchGAN, EMA weights."""
+import pytest
+import torch
+
+from mrtlab.errors import MrtlabError
+from mrtlab.train import TrainConfig
+from mrtlab.train.discriminator import PatchGAN, hinge_d_loss, hinge_g_loss
+from mrtlab.train.ema import EMA
+from mrtlab.train.losses import Distortion, ms_ssim_loss
+
+from .train_helpers import perceptual_weights  # noqa: F401
+
+
+@pytest.fixture
+def no_downloads(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("something tried to download")
+    monkeypatch.setattr(torch.hub, "download_url_to_file", refuse)
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", refuse)
+
+
+@pytest.mark.parametrize("loss,file", [("lpips", "alexnet-owt-7be5be79.pth"), ("dists", "vgg16-397923af.pth")])
+def test_missing_backbone_is_one_line_naming_the_file(loss, file, tmp_path, monkeypatch, no_downloads):
+    monkeypatch.delenv("MRTLAB_WEIGHTS", raising=False)
+    with pytest.raises(MrtlabError) as e:
+        Distortion(TrainConfig(**{loss: 1.0}, perceptual_weights=str(tmp_path)))
+    assert str(tmp_path / file) in str(e.value) and "\n" not in str(e.value)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # the default: torch's hub cache
+    with pytest.raises(MrtlabError, match=str(tmp_path / "torch" / "hub" / "checkpoints" / file)):
+        Distortion(TrainConfig(**{loss: 1.0}))
+
+
+def test_perceptual_losses_from_local_weights(perceptual_weights, no_downloads):  # noqa: F811
+    d = Distortion(TrainConfig(mse=1.0, msssim=0.5, lpips=0.25, dists=0.125,
+                               perceptual_weights=str(perceptual_weights)))
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 64, 64)
+    x_hat = (x + 0.2 * torch.randn_like(x)).requires_grad_()
+    total, terms = d(x_hat, x)
+    assert set(terms) == {"mse", "msssim", "lpips", "dists"}
+    weighted = terms["mse"] + 0.5 * terms["msssim"] + 0.25 * terms["lpips"] + 0.125 * terms["dists"]
+    assert torch.allclose(total, weighted)
+    total.backward()
+    assert torch.isfinite(x_hat.grad).all() and x_hat.grad.abs().sum() > 0
+    assert not any(p.requires_grad for p in d.parameters())  # the metrics stay frozen
+    _, same = d(x, x)
+    assert same["lpips"] < 1e-6 and same["dists"] < 1e-3 and same["msssim"] < 1e-4
+
+
+def test_ms_ssim_falls_back_to_ssim_on_small_crops():
+    x = torch.rand(1, 3, 170, 170)
+    assert ms_ssim_loss(x, x) < 1e-5 and ms_ssim_loss(x[..., :64, :64], x[..., :64, :64]) < 1e-5
+    assert ms_ssim_loss(x.flip(-1), x) > 0.1 and ms_ssim_loss(x[..., :64, :64].flip(-1), x[..., :64, :64]) > 0.1
+
+
+def test_only_weighted_terms_are_built():
+    d = Distortion(TrainConfig())  # MSE only: no network, no weights needed
+    assert d.lpips is None and d.dists is None and list(d.parameters()) == []
+
+
+def test_patchgan_scores_patches_and_hinge_losses():
+    d = PatchGAN(width=8)
+    scores = d(torch.rand(2, 3, 64, 64))
+    assert scores.shape == (2, 1, 6, 6)
+    real, fake = torch.tensor([2.0, 0.5]), torch.tensor([-2.0, 0.0])
+    assert hinge_d_loss(real, fake) == pytest.approx(0.25 + 0.5)
+    assert hinge_g_loss(fake) == pytest.approx(1.0)
+
+
+def test_ema_averages_trained_weights_and_copies_frozen_ones():
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 2))
+    model[0].requires_grad_(False)
+    ema = EMA(model, decay=0.99)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+    ema.update(model)  # first update: decay ramps from (1+0)/(10+0) = 0.1
+    assert torch.equal(ema.model[0].weight, model[0].weight)
+    assert torch.allclose(ema.model[1].weight, model[1].weight - 0.1)

@@ -1,0 +1,76 @@
+"""Recipes: a model section may name its class; the training recipes hang together."""
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from mrtlab.config import build_model, parse
+from mrtlab.errors import MrtlabError
+from mrtlab.models import MRT
+from mrtlab.models.baseline2d import Baseline2D
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPES = ROOT / "recipes"
+
+
+def test_mrt_recipes_stay_without_class_path():
+    """Existing recipes and exported yaml files keep their model section (and fingerprints)."""
+    for name in ("demo", "cpu", "paper"):
+        cfg = parse(["--config", str(RECIPES / "mrt" / f"{name}.yaml")])
+        assert "class_path" not in cfg.model.as_dict()
+        assert isinstance(build_model(cfg.model.as_dict()), MRT)
+
+
+@pytest.mark.parametrize("section", [
+    {"class_path": "baseline2d", "channels": 8},
+    {"class_path": "mrtlab.models.baseline2d.Baseline2D", "init_args": {"channels": 8}},
+])
+def test_model_section_names_its_class(section, tmp_path):
+    recipe = {"model": dict(section, quantizer={"class_path": "fsq", "init_args": {"levels": [5, 5]}},
+                            entropy_model={"class_path": "factorized"})}
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe))
+    cfg = parse(["--config", str(tmp_path / "r.yaml"), "--model.downsample", "32"])
+    model_cfg = cfg.model.as_dict()
+    assert list(model_cfg)[0] == "class_path" and model_cfg["downsample"] == 32
+    model = build_model(model_cfg)
+    assert isinstance(model, Baseline2D) and model.downsample == 32
+
+
+def test_class_path_override_and_bad_names():
+    demo = str(RECIPES / "mrt" / "demo.yaml")
+    cfg = parse(["--config", str(RECIPES / "baselines" / "cnn2d.yaml"), "--model.class_path", "baseline2d"])
+    assert cfg.model.class_path.endswith("Baseline2D")
+    for bad in ("nosuchmodel", "mrtlab.quantizers.fsq.FSQ"):
+        with pytest.raises(MrtlabError, match="does not name a CodecModel") as e:
+            parse(["--config", demo, f"--model.class_path={bad}"])
+        assert "\n" not in str(e.value)
+    with pytest.raises(MrtlabError, match="bad recipe or option"):  # MRT arguments for a CNN
+        parse(["--config", demo, "--model.class_path=baseline2d"])
+
+
+@pytest.mark.parametrize("stage1", ["mrt/cpu", "mrt/paper", "baselines/cnn2d"])
+def test_stage2_recipes_continue_their_stage1(stage1):
+    one = yaml.safe_load((RECIPES / f"{stage1}.yaml").read_text())
+    two = yaml.safe_load((RECIPES / f"{stage1}-stage2.yaml").read_text())
+    assert one["model"] == two["model"]
+    assert two["train"]["stage"] == 2 and one["train"].get("stage", 1) == 1
+    assert two["train"]["init"] == one["train"]["out"] + "/model.safetensors"
+    assert two["train"]["out"] != one["train"]["out"]
+
+
+def test_cpu_recipes_use_bsds500_with_a_held_out_folder():
+    for path in (RECIPES / "mrt" / "cpu.yaml", RECIPES / "baselines" / "cnn2d.yaml"):
+        train = yaml.safe_load(path.read_text())["train"]
+        assert train["data"].startswith("../shared/data/bsds500")
+        assert train["val_data"].startswith("../shared/data/bsds500") and train["val_data"] != train["data"]
+
+
+def test_paper_teacher_fits_the_paper_student():
+    from mrtlab.train.align import regroup
+
+    student = build_model(parse(["--config", str(RECIPES / "mrt" / "paper.yaml")]).model.as_dict())
+    teacher = build_model(parse(["--config", str(RECIPES / "baselines" / "cnn2d-paper.yaml")]).model.as_dict())
+    assert student.quantizer.levels == teacher.quantizer.levels
+    s, t = (m.layout(m.grid(256, 256)) for m in (student, teacher))
+    regroup(torch.zeros(1, t.tokens, 8), t, s)  # raises if they cannot be aligned
