@@ -77,3 +77,23 @@ def test_recipe_is_cpu_sized_and_comparable_to_mrt():
     assert 0.01 <= bits_per_px <= 0.1
     assert bits_per_px == pytest.approx(mrt_bits / window ** 2, rel=0.05)
     assert sum(p.numel() for p in model.parameters()) < 5e6
+
+
+def test_variable_rate_baseline_codes_every_prefix_of_slots():
+    from mrtlab.codec import codec
+    from mrtlab.config import build_model
+    from mrtlab.models import identify
+
+    cfg = {"class_path": "baseline2d", "channels": 16, "downsample": 16, "slots": 3,
+           "nested_dropout": True,
+           "quantizer": {"class_path": "fsq", "init_args": {"levels": [5, 3]}},
+           "entropy_model": {"class_path": "rcm", "init_args": {"dim": 16, "max_slots": 3}}}
+    torch.manual_seed(0)
+    model = identify(build_model(cfg), cfg, "baseline-variable")
+    rgb = np.random.default_rng(0).integers(0, 256, (40, 56, 3), dtype=np.uint8)
+    for k in (1, 2, 3):
+        enc = codec.encode(model, rgb, k)
+        decoded, symbols = codec.decode(model, enc.data)
+        assert torch.equal(symbols, enc.symbols) and len(symbols) == k * model.grid(40, 56).windows
+    model.train()
+    assert {model(torch.rand(1, 3, 32, 32))["tokens"] for _ in range(30)} == {1, 2, 3}

@@ -48,8 +48,11 @@ class CodecModel(nn.Module, ABC):
         return tokens
 
     def training_tokens(self) -> int:
-        """Tokens kept per window in a training step (a variable-rate model draws them)."""
-        return self.latent_tokens
+        """Tokens kept per window in a training step: a variable-rate model draws 1…L
+        uniformly (nested dropout: every prefix of a window's tokens learns to decode)."""
+        if not self.variable_rate:
+            return self.latent_tokens
+        return int(torch.randint(1, self.latent_tokens + 1, ()))
 
     def keep(self, y: torch.Tensor, tokens: int) -> torch.Tensor:
         """``[B, windows·L, C]`` → the first ``tokens`` of each window ``[B, windows·tokens, C]``."""

@@ -47,14 +47,19 @@ class Baseline2D(CodecModel):
                  entropy_model: Callable[[list[int]], EntropyModel],
                  channels: int = 96,
                  downsample: int = 16,
-                 blocks: int = 1):
+                 blocks: int = 1,
+                 slots: int = 1,
+                 nested_dropout: bool = False):
         super().__init__()
         if downsample not in (16, 32):
             raise ValueError(f"downsample must be 16 or 32, got {downsample}")
-        self.downsample, self.latent_tokens = downsample, 1
+        self.downsample, self.latent_tokens = downsample, slots
         self.quantizer = quantizer
         self.entropy_model = entropy_model(quantizer.levels)
-        stages, ch, C = downsample.bit_length() - 1, channels, quantizer.channels
+        stages, ch, C = downsample.bit_length() - 1, channels, quantizer.channels * slots
+        self.variable_rate = nested_dropout
+        if nested_dropout:
+            self.dropped = nn.Parameter(torch.zeros(slots, quantizer.channels))
 
         def res():
             return [ResBlock(ch) for _ in range(blocks)]
@@ -76,11 +81,15 @@ class Baseline2D(CodecModel):
         g = self.grid(H, W)
         x = F.pad(image * 2 - 1, (0, g.windows_w * g.window_px - W, 0, g.windows_h * g.window_px - H),
                   mode="replicate")
-        y = self.analysis(x)                       # [B, C, rows, cols]
-        return y.flatten(2).transpose(1, 2), g     # raster order: [B, rows·cols, C]
+        y = self.analysis(x)                       # [B, slots·C, rows, cols]
+        # raster order of cells, then slots: [B, rows·cols·slots, C]
+        return y.flatten(2).transpose(1, 2).reshape(B, -1, self.quantizer.channels), g
 
     def decode(self, q: torch.Tensor, grid: Grid) -> torch.Tensor:
-        B = q.shape[0]
-        y = self.quantizer.dequantize(q.float()).transpose(1, 2)
+        B, S, cells = q.shape[0], self.latent_tokens, grid.windows
+        y = self.quantizer.dequantize(q.float()).reshape(B, cells, -1, q.shape[-1])
+        if y.shape[2] < S:                         # dropped trailing tokens
+            y = torch.cat([y, self.dropped[y.shape[2]:].expand(B, cells, -1, -1)], dim=2)
+        y = y.reshape(B, cells, -1).transpose(1, 2)
         x = self.synthesis(y.reshape(B, -1, grid.windows_h, grid.windows_w))
         return (x[:, :, :grid.height, :grid.width] + 1) / 2

@@ -74,11 +74,6 @@ class MRT(CodecModel):
     def grid(self, height: int, width: int) -> Grid:
         return self.tokenizer.grid(height, width)
 
-    def training_tokens(self) -> int:
-        if not self.variable_rate:
-            return self.latent_tokens
-        return int(torch.randint(1, self.latent_tokens + 1, ()))
-
     # -- analysis / synthesis ---------------------------------------------------------
     def encode(self, image: torch.Tensor) -> tuple[torch.Tensor, Grid]:
         tokens, grid = self.tokenizer.tokenize(image)
