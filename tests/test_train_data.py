@@ -58,3 +58,17 @@ def test_validation_images_are_whole_and_limited(tmp_path):
     (folder / "a_broken.png").write_bytes(b"\x89PNG broken")
     images = validation_images(folder, 2)
     assert len(images) == 2 and all(img.shape == (50, 50, 3) for _, img in images)
+
+
+def test_data_may_be_several_folders(tmp_path):
+    from PIL import Image
+
+    from mrtlab.errors import MrtlabError
+    from mrtlab.train.data import image_files
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        Image.new("RGB", (8, 8)).save(tmp_path / name / f"{name}.png")
+    files = image_files([tmp_path / "a", tmp_path / "b"])
+    assert [f.name for f in files] == ["a.png", "b.png"]
+    with pytest.raises(MrtlabError, match="does not exist"):
+        image_files([tmp_path / "a", tmp_path / "nope"])

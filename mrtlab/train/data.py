@@ -20,11 +20,14 @@ log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 
 
-def image_files(root: str | Path) -> list[Path]:
-    root = Path(root)
-    if not root.is_dir():
-        raise MrtlabError(f"image folder {root} does not exist")
-    return sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+def image_files(root: str | Path | list) -> list[Path]:
+    """The images under a folder, or under each of a list of folders, in a fixed order."""
+    files = []
+    for folder in map(Path, [root] if isinstance(root, (str, Path)) else root):
+        if not folder.is_dir():
+            raise MrtlabError(f"image folder {folder} does not exist")
+        files += sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    return files
 
 
 def shard_indices(start: int, steps: int, batch: int, accum: int, rank: int, processes: int) -> list[int]:
