@@ -53,7 +53,7 @@ def wkv6_chunk(r, k, v, w, u, scale: float = 1.0, initial_state=None,
     """
     o, state = gla_chunk(r, k, v, w, scale, initial_state, output_final_state, chunk_size,
                          exclusive=True)
-    bonus = ((r * scale) * u[None, :, None, :] * k).sum(-1, keepdim=True)
+    bonus = (r * k) @ u.unsqueeze(-1)                   # r_t·diag(u)·k_t: [B, H, T, 1]
     if output_final_state and state is None:
         state = r.new_zeros(*r.shape[:2], r.shape[-1], v.shape[-1])
-    return o + bonus * v, state
+    return torch.addcmul(o, bonus, v, value=scale), state
