@@ -19,7 +19,6 @@ parameters to a grid before building integer tables, so they code with identical
 from __future__ import annotations
 
 import copy
-from abc import abstractmethod
 
 import numpy as np
 import torch
@@ -56,8 +55,14 @@ def window_values(q: torch.Tensor, layout: Layout, half_width: torch.Tensor,
     return v, present
 
 
+def layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float = 1e-5) -> np.ndarray:
+    """``nn.LayerNorm`` of one vector, in NumPy (the step forms)."""
+    x = x - x.sum() / len(x)
+    return x / np.sqrt(x @ x / len(x) + eps) * weight + bias
+
+
 class WindowAutoregressive(EntropyModel):
-    """Subclasses supply the causal context model over windows (parallel and step forms)."""
+    """Subclasses give the blocks of the causal context model over windows (``set_context``)."""
 
     def __init__(self, levels: list[int], dim: int = 128, max_slots: int = 8,
                  channel_groups: int = 1, distribution: str = "categorical"):
@@ -86,18 +91,32 @@ class WindowAutoregressive(EntropyModel):
         visible = (s_e[None] < s[:, None]) | ((s_e[None] == s[:, None]) & (g_e[None] < g[:, None]))
         self.register_buffer("visible", visible.float(), persistent=False)
 
-    # -- the context model: subclasses -----------------------------------------------------
-    @abstractmethod
+    # -- the context model: a causal stack of blocks, given by the subclass ----------------
+    def set_context(self, blocks) -> None:
+        """The subclass's blocks: each has ``forward`` (parallel, ``[B, W, dim]``),
+        ``initial_state(length)`` and ``step(x, state, weights)`` (float64 NumPy, one window)."""
+        self.blocks = nn.ModuleList(blocks)
+        self.norm = nn.LayerNorm(self.dim)
+
     def context(self, x: torch.Tensor) -> torch.Tensor:
         """Causal parallel pass ``[B, W, dim]`` → ``[B, W, dim]``."""
+        for block in self.blocks:
+            x = block(x)
+        return self.norm(x)
 
-    @abstractmethod
-    def context_state(self, length: int):
-        """The empty state of the step form (batch 1, float64), for up to ``length`` windows."""
+    def context_state(self, length: int) -> dict:
+        """The empty state of the step form for up to ``length`` windows, with the weights
+        as float64 NumPy arrays."""
+        def numpy(module):
+            return {k: t.detach().double().numpy() for k, t in module.state_dict().items()}
+        return {"weights": [numpy(b) for b in self.blocks], "norm": numpy(self.norm),
+                "states": [b.initial_state(length) for b in self.blocks]}
 
-    @abstractmethod
-    def context_step(self, x: np.ndarray, state) -> tuple[np.ndarray, object]:
-        """One window ``[dim]`` (float64 NumPy) → (``[dim]``, next state); equals :meth:`context`."""
+    def context_step(self, x: np.ndarray, state: dict) -> tuple[np.ndarray, dict]:
+        """One window ``[dim]`` → (``[dim]``, next state); equals :meth:`context`."""
+        for i, (block, w) in enumerate(zip(self.blocks, state["weights"])):
+            x, state["states"][i] = block.step(x, state["states"][i], w)
+        return layer_norm(x, state["norm"]["weight"], state["norm"]["bias"]), state
 
     # -- shared ------------------------------------------------------------------------------
     def _intra(self) -> torch.Tensor:

@@ -17,7 +17,7 @@ from torch import nn
 
 from ..ops.wkv6 import wkv6
 from ..registry import register
-from .autoregressive import WindowAutoregressive
+from .autoregressive import WindowAutoregressive, layer_norm
 
 
 def shift(z: torch.Tensor) -> torch.Tensor:
@@ -72,7 +72,7 @@ class RWKVBlock(nn.Module):
         z = self.ln2(x)
         return x + self._channel(torch.cat([z, shift(z)], -1))
 
-    def initial_state(self):
+    def initial_state(self, length: int):
         D, H, K = self.heads * self.head_dim, self.heads, self.head_dim
         return np.zeros(D), np.zeros((H, K, K)), np.zeros(D)
 
@@ -81,7 +81,7 @@ class RWKVBlock(nn.Module):
         state: (ln1 output of the last token, WKV state ``[H, K, V]``, ln2 output of it)."""
         z1_prev, wkv_state, z2_prev = state
         H, K = self.heads, self.head_dim
-        z1 = _layer_norm(x, w["ln1.weight"], w["ln1.bias"])
+        z1 = layer_norm(x, w["ln1.weight"], w["ln1.bias"])
         zz = np.concatenate([z1, z1_prev])
         D = H * K
         rkvg = w["rkvg.weight"] @ zz
@@ -95,15 +95,10 @@ class RWKVBlock(nn.Module):
         o = (o / np.sqrt((o * o).sum(-1, keepdims=True) / K + self.group_norm.eps)).reshape(-1)
         o = o * w["group_norm.weight"] + w["group_norm.bias"]
         x = x + w["out.weight"] @ (o * g / (1 + np.exp(-g)))
-        z2 = _layer_norm(x, w["ln2.weight"], w["ln2.bias"])
+        z2 = layer_norm(x, w["ln2.weight"], w["ln2.bias"])
         zz = np.concatenate([z2, z2_prev])
         ffn = w["value.weight"] @ np.maximum(w["key.weight"] @ zz, 0) ** 2
         return x + ffn / (1 + np.exp(-(w["receptance.weight"] @ zz))), (z1, wkv_state, z2)
-
-
-def _layer_norm(x, weight, bias, eps=1e-5):
-    x = x - x.sum() / len(x)
-    return x / np.sqrt(x @ x / len(x) + eps) * weight + bias
 
 
 @register("rcm")
@@ -113,21 +108,4 @@ class RCM(WindowAutoregressive):
     def __init__(self, levels: list[int], dim: int = 64, layers: int = 2, heads: int = 4,
                  max_slots: int = 8, channel_groups: int = 1, distribution: str = "categorical"):
         super().__init__(levels, dim, max_slots, channel_groups, distribution)
-        self.blocks = nn.ModuleList(RWKVBlock(dim, heads) for _ in range(layers))
-        self.norm = nn.LayerNorm(dim)
-
-    def context(self, x):
-        for block in self.blocks:
-            x = block(x)
-        return self.norm(x)
-
-    def context_state(self, length):
-        weights = [{k: t.detach().double().numpy() for k, t in b.state_dict().items()}
-                   for b in self.blocks]
-        norm = (self.norm.weight.detach().double().numpy(), self.norm.bias.detach().double().numpy())
-        return {"weights": weights, "states": [b.initial_state() for b in self.blocks], "norm": norm}
-
-    def context_step(self, x, state):
-        for i, (block, w) in enumerate(zip(self.blocks, state["weights"])):
-            x, state["states"][i] = block.step(x, state["states"][i], w)
-        return _layer_norm(x, *state["norm"]), state
+        self.set_context(RWKVBlock(dim, heads) for _ in range(layers))

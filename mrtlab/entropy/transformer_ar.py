@@ -14,8 +14,7 @@ from torch import nn
 
 from ..ops.attention import multi_head_attention
 from ..registry import register
-from .autoregressive import WindowAutoregressive
-from .rcm import _layer_norm
+from .autoregressive import WindowAutoregressive, layer_norm
 
 SQRT_2_OVER_PI = math.sqrt(2 / math.pi)
 
@@ -41,19 +40,23 @@ class CausalBlock(nn.Module):
         x = x + self.out(multi_head_attention(self.qkv(self.ln1(x)), self.heads, causal=True))
         return x + self.mlp(self.ln2(x))
 
-    def step(self, x: np.ndarray, t: int, cache, w: dict):
-        """Token ``t`` ``x [D]``; ``cache``: keys and values ``[H, length, K]``, filled to ``t``."""
-        keys, values = cache
+    def initial_state(self, length: int):
+        K = self.out.in_features // self.heads
+        return np.zeros((self.heads, length, K)), np.zeros((self.heads, length, K)), 0
+
+    def step(self, x: np.ndarray, state, w: dict):
+        """Token ``x [D]``; state: keys and values ``[H, length, K]`` filled up to token ``t``."""
+        keys, values, t = state
         H, K = keys.shape[0], keys.shape[2]
-        q, k, v = np.split(w["qkv.weight"] @ _layer_norm(x, w["ln1.weight"], w["ln1.bias"])
+        q, k, v = np.split(w["qkv.weight"] @ layer_norm(x, w["ln1.weight"], w["ln1.bias"])
                            + w["qkv.bias"], 3)
         keys[:, t], values[:, t] = k.reshape(H, K), v.reshape(H, K)
         s = np.einsum("hk,htk->ht", q.reshape(H, K), keys[:, :t + 1]) / math.sqrt(K)
         a = np.exp(s - s.max(-1, keepdims=True))
         o = np.einsum("ht,htk->hk", a / a.sum(-1, keepdims=True), values[:, :t + 1]).reshape(-1)
         x = x + w["out.weight"] @ o + w["out.bias"]
-        h = _gelu(w["mlp.0.weight"] @ _layer_norm(x, w["ln2.weight"], w["ln2.bias"]) + w["mlp.0.bias"])
-        return x + w["mlp.2.weight"] @ h + w["mlp.2.bias"]
+        h = _gelu(w["mlp.0.weight"] @ layer_norm(x, w["ln2.weight"], w["ln2.bias"]) + w["mlp.0.bias"])
+        return x + w["mlp.2.weight"] @ h + w["mlp.2.bias"], (keys, values, t + 1)
 
 
 @register("transformer_ar")
@@ -63,24 +66,4 @@ class TransformerAR(WindowAutoregressive):
     def __init__(self, levels: list[int], dim: int = 64, layers: int = 2, heads: int = 4,
                  max_slots: int = 8, channel_groups: int = 1, distribution: str = "categorical"):
         super().__init__(levels, dim, max_slots, channel_groups, distribution)
-        self.blocks = nn.ModuleList(CausalBlock(dim, heads) for _ in range(layers))
-        self.norm = nn.LayerNorm(dim)
-
-    def context(self, x):
-        for block in self.blocks:
-            x = block(x)
-        return self.norm(x)
-
-    def context_state(self, length):
-        weights = [{k: t.detach().double().numpy() for k, t in b.state_dict().items()}
-                   for b in self.blocks]
-        shape = lambda b: (b.heads, length, self.dim // b.heads)
-        caches = [(np.zeros(shape(b)), np.zeros(shape(b))) for b in self.blocks]
-        norm = (self.norm.weight.detach().double().numpy(), self.norm.bias.detach().double().numpy())
-        return {"weights": weights, "caches": caches, "norm": norm, "t": 0}
-
-    def context_step(self, x, state):
-        for block, w, cache in zip(self.blocks, state["weights"], state["caches"]):
-            x = block.step(x, state["t"], cache, w)
-        state["t"] += 1
-        return _layer_norm(x, *state["norm"]), state
+        self.set_context(CausalBlock(dim, heads) for _ in range(layers))
