@@ -18,7 +18,6 @@ parameters to a grid before building integer tables, so they code with identical
 """
 from __future__ import annotations
 
-import copy
 
 import numpy as np
 import torch
@@ -40,6 +39,11 @@ def window_positions(layout: Layout, device=None, dtype=torch.float32) -> torch.
     return torch.cat([a.sin(), a.cos()], -1).flatten(1)
 
 
+def slot_presence(layout: Layout, max_slots: int) -> torch.Tensor:
+    """``[max_slots]``: 1 for the slots the latent has, 0 for those it leaves out."""
+    return (torch.arange(max_slots) < layout.slots).double()
+
+
 def window_values(q: torch.Tensor, layout: Layout, half_width: torch.Tensor,
                   max_slots: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Symbol positions ``[B, T, C]`` → per window: values in [-1, 1] padded to
@@ -50,8 +54,7 @@ def window_values(q: torch.Tensor, layout: Layout, half_width: torch.Tensor,
     B, C = q.shape[0], q.shape[-1]
     v = (q / half_width.to(q) - 1).reshape(B, layout.windows, layout.slots, C)
     v = nn.functional.pad(v, (0, 0, 0, max_slots - layout.slots)).flatten(2)
-    present = q.new_zeros(B, layout.windows, max_slots)
-    present[..., :layout.slots] = 1
+    present = slot_presence(layout, max_slots).to(q).expand(B, layout.windows, -1)
     return v, present
 
 
@@ -72,8 +75,6 @@ class WindowAutoregressive(EntropyModel):
             raise ValueError(f"{C} channels cannot be split into {channel_groups} equal groups")
         self.dim, self.max_slots, self.groups = dim, max_slots, channel_groups
         self.dist = make_distribution(distribution, levels)
-        self.register_buffer("half_width", (torch.tensor(levels, dtype=torch.float32) - 1) / 2,
-                             persistent=False)
         E = max_slots * C
         self.window_in = nn.Linear(E + max_slots, dim)   # previous window: values + presence
         self.position = nn.Linear(4 * POSITION_FREQS, dim, bias=False)
@@ -126,7 +127,7 @@ class WindowAutoregressive(EntropyModel):
     def params(self, q: torch.Tensor, layout: Layout) -> torch.Tensor:
         """Distribution parameters of every symbol, in one parallel pass: ``[B, T, C, P]``."""
         B, W, S, G, C = q.shape[0], layout.windows, layout.slots, self.groups, len(self.levels)
-        v, present = window_values(q, layout, self.half_width, self.max_slots)
+        v, present = window_values(q, layout, self.half_width(), self.max_slots)
         prev = torch.cat([v, present], -1)[:, :-1]
         x = self.window_in(nn.functional.pad(prev, (0, 0, 1, 0)))
         x = x + self.position(window_positions(layout, q.device, x.dtype))
@@ -144,12 +145,9 @@ class WindowAutoregressive(EntropyModel):
     def update(self):
         """Nothing to tabulate: coding tables come from each symbol's gridded parameters."""
 
-    def _coding_copy(self) -> "WindowAutoregressive":
-        return copy.deepcopy(self).double().eval().requires_grad_(False)
-
     @torch.no_grad()
     def compress(self, symbols, layout):
-        m = self._coding_copy()
+        m = self.coding_copy()
         params = m.params(symbols[None].double(), layout)[0].numpy()
         enc = SymbolEncoder()
         enc.encode(symbols.cpu().numpy().reshape(-1), m.dist.freq(params))
@@ -158,7 +156,7 @@ class WindowAutoregressive(EntropyModel):
     @torch.no_grad()
     def decompress(self, data, layout):
         dec = SymbolDecoder(data)
-        steps = self._coding_copy().stepwise(layout)
+        steps = self.coding_copy().stepwise(layout)
         freq = next(steps)
         try:
             while True:
@@ -169,15 +167,15 @@ class WindowAutoregressive(EntropyModel):
     def stepwise(self, layout: Layout):
         """The decoder's loop as a generator: yields the frequency rows of the next unit's
         symbols, receives those symbols, returns all symbols ``[T, C]``. Call it on a
-        float64 copy (:meth:`_coding_copy`)."""
+        float64 copy (:meth:`coding_copy`)."""
         C, S, G = len(self.levels), layout.slots, self.groups
         U, cg = S * G, C // G
         out = np.zeros((layout.windows, U, cg), dtype=np.int64)
         win_w, win_b = self.window_in.weight.numpy(), self.window_in.bias.numpy()
         pos = self.position(window_positions(layout, dtype=torch.float64)).numpy()
         intra, emb = self._intra()[:U].numpy(), self.unit_emb[:U]
-        half = self.half_width.double().numpy().reshape(G, cg)
-        present = (np.arange(self.max_slots) < S).astype(np.float64)
+        half = self.half_width().numpy().reshape(G, cg)
+        present = slot_presence(layout, self.max_slots).numpy()
         prev = np.zeros(win_w.shape[1])                  # the input before window 0
         state = self.context_state(layout.windows)
         for w in range(layout.windows):

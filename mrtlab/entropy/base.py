@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import copy
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
@@ -132,3 +133,12 @@ class EntropyModel(nn.Module, ABC):
 
     @abstractmethod
     def decompress(self, data: bytes, layout: Layout) -> torch.Tensor: ...
+
+    def coding_copy(self) -> "EntropyModel":
+        """A float64 CPU copy without gradients: what conditional models code with, so that
+        the encoder's and the decoder's parameters agree to ~1e-15 on any device."""
+        return copy.deepcopy(self).cpu().double().eval().requires_grad_(False)
+
+    def half_width(self) -> torch.Tensor:
+        """Per channel ``(levels − 1) / 2``: symbol positions → values in [−1, 1]."""
+        return (torch.tensor(self.levels, dtype=torch.float64) - 1) / 2

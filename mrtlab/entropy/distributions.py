@@ -73,23 +73,29 @@ class Discretized(Distribution):
         return self._log_probs(torch, params, self.mask.to(params.device))
 
     def _np_log_probs(self, params, mask):
-        with np.errstate(divide="ignore"):
-            return self._log_probs(np, params, mask)
+        return self._log_probs(np, params, mask)
 
     def _log_probs(self, xp, params, mask):
-        """Written once for torch and numpy (``xp``): both run the same formula."""
+        """Written once for torch and numpy (``xp``): both run the same formula. Every CDF
+        is taken at a finite point (an infinite bound would make 0·∞ in the backward pass);
+        the tails are set afterwards."""
         mean, log_scale = params[..., 0:1], params[..., 1:2]
         scale = xp.exp(xp.clip(log_scale, *LOG_SCALE_RANGE))
-        k = xp.arange(mask.shape[-1]) + 0.0 * mean             # [..., C, n]
+        k = mask.cumsum(-1) - 1.0                    # symbol index (on the mask's device)
         n = mask.sum(-1, keepdims=True)
-        upper = xp.where(k == n - 1, math.inf, k + 0.5)          # tails folded to the ends
-        lower = xp.where(k == 0, -math.inf, k - 0.5)
-        z_hi, z_lo = (upper - mean) / scale, (lower - mean) / scale
         cdf = self.cdf_torch if xp is torch else self.cdf_numpy
-        # right of the mean, differences of upper tails keep their precision
-        p = xp.where(mean < k, cdf(-z_lo) - cdf(-z_hi), cdf(z_hi) - cdf(z_lo))
-        p = xp.where(mask, xp.clip(p, MIN_PROB, None), 0.0 * p)
-        return xp.log(p / p.sum(-1, keepdims=True))
+        # right of the mean, upper-tail probabilities 1 − F(z) = F(−z) keep their precision
+        right = mean < k
+        sign = 1.0 - 2.0 * right
+        lo = cdf(sign * (k - 0.5 - mean) / scale)
+        hi = cdf(sign * (k + 0.5 - mean) / scale)
+        lo = xp.where(k == 0, right + 0.0 * lo, lo)          # the first symbol takes (−∞, ½)
+        hi = xp.where(k == n - 1, ~right + 0.0 * hi, hi)     # the last one (n − 1.5, ∞)
+        p = xp.clip(sign * (hi - lo), MIN_PROB, None)
+        p = xp.where(mask, p, 0.0 * p)
+        total = p.sum(-1, keepdims=True)
+        # log of 1 on impossible symbols, then −inf: no 1/0 in the backward pass
+        return xp.where(mask, xp.log(xp.where(mask, p, total) / total), -math.inf)
 
 
 class Gaussian(Discretized):

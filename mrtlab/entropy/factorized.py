@@ -38,7 +38,7 @@ class FactorizedEntropyModel(EntropyModel):
         """Frequencies for the channel-major order ``[C·T, n]`` in which symbols are coded."""
         if int(self.pmf[0].sum()) == 0:
             raise MrtlabError("entropy model has no coding tables (run update() before coding)")
-        return np.repeat(self.pmf.numpy().astype(np.int64), tokens, axis=0)
+        return np.repeat(self.pmf.cpu().numpy().astype(np.int64), tokens, axis=0)
 
     def compress(self, symbols, layout):
         enc = SymbolEncoder()

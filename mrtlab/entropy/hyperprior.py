@@ -8,15 +8,13 @@ symbols of their window.
 """
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 import torch
 from torch import nn
 
 from ..quantizers.fsq import FSQ
 from ..registry import register
-from .autoregressive import window_values
+from .autoregressive import slot_presence, window_values
 from .base import EntropyModel, Layout, SymbolDecoder, SymbolEncoder, interpolated_bits
 from .distributions import make_distribution
 from .factorized import FactorizedEntropyModel
@@ -30,8 +28,6 @@ class Hyperprior(EntropyModel):
         C, self.max_slots = len(levels), max_slots
         E = max_slots * C
         self.dist = make_distribution(distribution, levels)
-        self.register_buffer("half_width", (torch.tensor(levels, dtype=torch.float32) - 1) / 2,
-                             persistent=False)
         self.analysis = nn.Sequential(nn.Linear(E + max_slots, dim), nn.GELU(), nn.Linear(dim, side_channels))
         self.side_quantizer = FSQ([side_levels] * side_channels)
         self.side = FactorizedEntropyModel(self.side_quantizer.levels)
@@ -42,7 +38,7 @@ class Hyperprior(EntropyModel):
 
     def _side(self, q, layout):
         """Side symbol positions ``[B, W, Z]`` and the slot presence."""
-        v, present = window_values(q, layout, self.half_width, self.max_slots)
+        v, present = window_values(q, layout, self.half_width(), self.max_slots)
         return self.side_quantizer(self.analysis(torch.cat([v, present], -1))), present
 
     def _params(self, z, present, layout):
@@ -65,12 +61,9 @@ class Hyperprior(EntropyModel):
     def update(self):
         self.side.update()
 
-    def _coding_copy(self) -> "Hyperprior":
-        return copy.deepcopy(self).double().eval().requires_grad_(False)
-
     @torch.no_grad()
     def compress(self, symbols, layout):
-        m, enc = self._coding_copy(), SymbolEncoder()
+        m, enc = self.coding_copy(), SymbolEncoder()
         z, present = m._side(symbols[None].double(), layout)
         z_sym = m.side_quantizer.symbols(z)[0]                            # [W, Z]
         enc.encode(z_sym.numpy().T.reshape(-1), m.side.table(layout.windows))
@@ -80,10 +73,9 @@ class Hyperprior(EntropyModel):
 
     @torch.no_grad()
     def decompress(self, data, layout):
-        m, dec = self._coding_copy(), SymbolDecoder(data)
+        m, dec = self.coding_copy(), SymbolDecoder(data)
         Z, W, C = self.side_quantizer.channels, layout.windows, len(self.levels)
         z = dec.decode(m.side.table(W)).reshape(Z, W).T
-        present = torch.zeros(1, W, self.max_slots, dtype=torch.float64)
-        present[..., :layout.slots] = 1
+        present = slot_presence(layout, self.max_slots).expand(1, W, -1)
         params = m._params(torch.from_numpy(z)[None].double(), present, layout)[0].numpy()
         return torch.from_numpy(dec.decode(m.dist.freq(params)).reshape(layout.tokens, C))
