@@ -26,15 +26,7 @@ class Encoded:
 def encode(model, rgb: np.ndarray, tokens: int | None = None) -> Encoded:
     """``HxWx3`` uint8 → whole file bytes (header + payload); ``tokens`` per window picks
     the rate of a variable-rate model (default: all)."""
-    h, w = rgb.shape[:2]
-    if h > container.MAX_SIDE or w > container.MAX_SIDE:
-        raise MrtlabError(f"image side too long ({w}×{h}; at most {container.MAX_SIDE} px)")
-    t0 = time.perf_counter()
-    x = torch.from_numpy(np.array(rgb, dtype=np.uint8)).permute(2, 0, 1)[None].float() / 255
-    res = model.compress(x, tokens)
-    header = container.Header(model.fingerprint, h, w, res["tokens"])
-    data = container.pack(header, res["payload"])
-    return Encoded(data, res["symbols"], res["estimated_bits"], time.perf_counter() - t0)
+    return encode_rates(model, rgb, [tokens], lambda enc: True)[0]
 
 
 def encode_at_bpp(model, rgb: np.ndarray, bpp: float) -> tuple[Encoded, bool]:
@@ -44,11 +36,29 @@ def encode_at_bpp(model, rgb: np.ndarray, bpp: float) -> tuple[Encoded, bool]:
         raise MrtlabError("--bpp needs a variable-rate model (this one has a fixed rate); "
                           "see `mrtlab models`")
     pixels = rgb.shape[0] * rgb.shape[1]
-    for k in range(model.latent_tokens, 0, -1):
-        enc = encode(model, rgb, k)
-        if 8 * enc.bytes / pixels <= bpp:
-            return enc, True
-    return enc, False
+    encs = encode_rates(model, rgb, range(model.latent_tokens, 0, -1),
+                        lambda enc: 8 * enc.bytes / pixels <= bpp)
+    return encs[-1], 8 * encs[-1].bytes / pixels <= bpp
+
+
+def encode_rates(model, rgb: np.ndarray, rates, done) -> list[Encoded]:
+    """Run the analysis network once, then code at each rate (tokens per window) in turn
+    until ``done(encoded)``; returns the files made."""
+    h, w = rgb.shape[:2]
+    if h > container.MAX_SIDE or w > container.MAX_SIDE:
+        raise MrtlabError(f"image side too long ({w}×{h}; at most {container.MAX_SIDE} px)")
+    t0 = time.perf_counter()
+    x = torch.from_numpy(np.array(rgb, dtype=np.uint8)).permute(2, 0, 1)[None].float() / 255
+    with torch.no_grad():
+        y, grid = model.encode(x)
+    encs = []
+    for tokens in rates:
+        res = model.compress_latent(y, grid, tokens)
+        data = container.pack(container.Header(model.fingerprint, h, w, res["tokens"]), res["payload"])
+        encs.append(Encoded(data, res["symbols"], res["estimated_bits"], time.perf_counter() - t0))
+        if done(encs[-1]):
+            break
+    return encs
 
 
 def read_header(data: bytes, model=None) -> container.Header:

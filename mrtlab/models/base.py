@@ -85,8 +85,12 @@ class CodecModel(nn.Module, ABC):
     @torch.no_grad()
     def compress(self, image: torch.Tensor, tokens: int | None = None) -> dict:
         """``[1,3,H,W]`` → payload bytes, the symbols and the model's estimate of their bits."""
+        return self.compress_latent(*self.encode(image), tokens)
+
+    @torch.no_grad()
+    def compress_latent(self, y: torch.Tensor, grid: Grid, tokens: int | None = None) -> dict:
+        """The coding half of :meth:`compress`, from the analysis output (reused across rates)."""
         k = self.check_tokens(tokens)
-        y, grid = self.encode(image)
         q = self.quantizer(self.keep(y, k))
         symbols = self.quantizer.symbols(q)[0]
         layout = self.layout(grid, k)
