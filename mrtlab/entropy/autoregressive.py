@@ -10,7 +10,7 @@ group. The context and the unit's embedding go through an MLP head once per wind
 units at once); the window's earlier units enter linearly, through masked weights, into
 the unit's distribution parameters. So every token is conditioned on all earlier ones,
 while the decoder runs the networks once per window and only a small matrix-vector
-product per unit: decoding is O(1) work per token.
+product per unit (with the RCM's recurrent state, O(1) work per token).
 
 Training and the encoder compute every distribution in one parallel pass; the decoder
 steps through windows and units. Both run in float64 and round the distribution
