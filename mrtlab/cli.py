@@ -39,12 +39,15 @@ def each(paths, action) -> int:
 
 def cmd_compress(args) -> int:
     from .codec import encode, encode_at_bpp, load_rgb
+    from .codec.codec import check_rate_control
     from .codec.image_io import check_writable
     from .models import load_model
 
     model = load_model(args.model)
-    if args.tokens is not None:
+    if args.tokens is not None:       # checked once, not once per image
         model.check_tokens(args.tokens)
+    if args.bpp is not None:
+        check_rate_control(model)
     many = len(args.images) > 1
 
     def one(src: Path):
@@ -166,6 +169,11 @@ def cmd_train(argv: list[str]) -> int:
 def cmd_bench(args) -> int:
     import json
 
+    from .codec.image_io import check_writable
+
+    if args.json:
+        check_writable(Path(args.json), args.force)
+
     def progress(line):
         print(line, file=sys.stderr, flush=True)
     if args.what == "codec":
@@ -197,19 +205,22 @@ def number_list(text: str, kind, option: str) -> list:
 
 
 def cmd_eval(args) -> int:
+    from .codec.image_io import check_writable
+    from .errors import need
     from .eval import run
     from .eval.baselines import PillowCodec
-    from .eval.curves import datasets, load, references
+    from .eval.curves import reference_curves
     from .eval.metrics import check_names
 
     images = run.list_images(args.data)
     names = check_names(args.metrics.split(","), run.METRICS) if args.metrics else list(run.METRICS)
+    packages = [run.PACKAGES[n] for n in names if n in run.PACKAGES]
+    for package in packages + (["matplotlib"] if args.report else []):
+        need(package)  # before the long run, not at its first image or at the report
     out = Path(args.out)
     for f in (out, run.per_image_path(out)):
-        if f.exists() and not args.force:
-            raise MrtlabError(f"{f} exists (use --force to overwrite)")
-    if args.reference and args.reference not in datasets():
-        raise MrtlabError(f"no published curves for {args.reference!r} (known: {', '.join(datasets())})")
+        check_writable(f, args.force)
+    refs = reference_curves(args.reference) if args.reference else []
     if args.baseline:
         if args.model:
             raise MrtlabError("give either --model or --baseline, not both")
@@ -238,7 +249,6 @@ def cmd_eval(args) -> int:
     print(run.table(summary))
     print(f"results: {paths[0]}  per image: {paths[1]}")
     if report is not None:
-        refs = [load(p) for p in references(args.reference).values()] if args.reference else []
         print(f"report: {report.write(summary, result['rows'], refs)}")
     return 0
 
@@ -263,14 +273,12 @@ def cmd_bdrate(args) -> int:
 
 
 def cmd_plot(args) -> int:
-    from .eval.curves import datasets, load, references
+    from .codec.image_io import check_writable
+    from .eval.curves import load, reference_curves
     from .eval.plot import plot
 
-    curves = [load(f) for f in args.files]
-    if args.reference:
-        if args.reference not in datasets():
-            raise MrtlabError(f"no published curves for {args.reference!r} (known: {', '.join(datasets())})")
-        curves += [load(p) for p in references(args.reference).values()]
+    check_writable(Path(args.output), args.force)
+    curves = [load(f) for f in args.files] + (reference_curves(args.reference) if args.reference else [])
     metrics = args.metric.split(",") if args.metric else None
     out = plot(curves, args.output, metrics, title=args.title, logx=args.logx)
     print(f"plot: {out}")
@@ -301,6 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="benchmarks: bench mixers|codec --json OUT.json")
     b.add_argument("what", choices=["mixers", "codec"])
     b.add_argument("--json", help="write the rows to this JSON file")
+    b.add_argument("--force", action="store_true", help="overwrite an existing --json file")
     b.add_argument("--mixers", nargs="+", help="default: every global mixer")
     b.add_argument("--lengths", nargs="+", type=int, help="window counts T (squares)")
     b.add_argument("--dim", type=int, default=256)
@@ -315,7 +324,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--limit", type=int, help="codec: only the first N images")
     b.add_argument("--threads", type=int, default=2, help="codec: torch threads (both codecs)")
     b.add_argument("--compressai-python", help="codec: interpreter with compressai installed "
-                   "(default: .venv-compressai/bin/python, $MRTLAB_COMPRESSAI_PYTHON, or this one)")
+                   "(default: $MRTLAB_COMPRESSAI_PYTHON, else .venv-compressai/bin/python in the "
+                   "current folder or the project root, else this one)")
     b.add_argument("--no-compressai", action="store_true", help="codec: skip compressai")
     e = sub.add_parser("eval", help="metrics on real bitstreams: eval --data DIR [--model M] --out results.json")
     e.add_argument("--data", required=True, help="folder of images")
@@ -338,6 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
     pl = sub.add_parser("plot", help="RD curves: plot A.json B.json ... -o rd.png")
     pl.add_argument("files", nargs="*", help="results files or reference names")
     pl.add_argument("-o", "--output", default="rd.png", help="image file (.png, .svg, .pdf)")
+    pl.add_argument("-f", "--force", action="store_true", help="overwrite an existing output")
     pl.add_argument("--metric", help="comma-separated metrics (default: every one present)")
     pl.add_argument("--reference", help="add the published curves of a dataset (kodak, clic2020, clic2020test)")
     pl.add_argument("--title")

@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 from mrtlab.cli import main
+from mrtlab.errors import MrtlabError
 from mrtlab.models.zoo import BUNDLED_DIR
 
 from .conftest import noise_image
@@ -225,3 +226,24 @@ def test_rate_options(tmp_path, small_png, tiny_model_file, capsys):
     code, _, err = run(capsys, "compress", small_png, "-o", tmp_path, "--model", tiny_model_file,
                        "--tokens", "2")   # all of the tiny model's tokens: accepted
     assert code == 0, err
+    code, _, err = run(capsys, "compress", small_png, small_png, "-o", tmp_path / "many",
+                       "--model", tiny_model_file, "--bpp", "0.05")
+    assert code == 1 and "needs a variable-rate model" in one_error_line(err)  # once, not per image
+
+
+def test_fit_entropy_model_does_not_overwrite(tmp_path, monkeypatch):
+    import runpy
+    from pathlib import Path
+
+    tool = runpy.run_path(str(Path(__file__).parents[1] / "tools" / "fit_entropy_model.py"))
+    (tmp_path / "x.yaml").write_text("precious")
+    argv = ["--entropy", "factorized", "--out", str(tmp_path / "x")]
+    with pytest.raises(SystemExit, match="x.yaml exists \\(use --force"):
+        tool["main"](argv)
+    assert (tmp_path / "x.yaml").read_text() == "precious"
+
+    def stop(name):  # past the check: the fit itself is not run
+        raise MrtlabError("stop here")
+    monkeypatch.setitem(tool["fit"].__globals__, "load_model", stop)
+    with pytest.raises(SystemExit, match="stop here"):
+        tool["main"](argv + ["--force"])

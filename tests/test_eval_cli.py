@@ -194,6 +194,73 @@ def test_bdrate_and_plot_errors(capsys, tmp_path):
     assert code == 1 and ".png, .svg or .pdf" in one_error_line(err)
     code, _, err = run(capsys, "plot", "kodak_vtm", "--metric", "dists", "-o", tmp_path / "x.png")
     assert code == 1 and "no curve has 'dists'" in one_error_line(err)
+    code, _, err = run(capsys, "plot", "kodak_vtm", "--reference", "mars", "-o", tmp_path / "x.png")
+    assert code == 1 and "no published curves for 'mars'" in one_error_line(err)
+
+
+def test_plot_does_not_overwrite_without_force(capsys, tmp_path):
+    png = tmp_path / "rd.png"
+    png.write_bytes(b"precious")
+    code, _, err = run(capsys, "plot", "kodak_vtm", "-o", png)
+    assert code == 1 and "exists (use --force" in one_error_line(err)
+    assert png.read_bytes() == b"precious"
+    code, _, err = run(capsys, "plot", "kodak_vtm", "-o", png, "-f")
+    assert code == 0, err
+    assert Image.open(png).format == "PNG"
+
+
+@pytest.mark.parametrize("package,argv", [
+    ("lpips", ["eval", "--data", "{imgs}", "--out", "{tmp}/r.json"]),
+    ("DISTS_pytorch", ["eval", "--data", "{imgs}", "--out", "{tmp}/r.json", "--metrics", "dists"]),
+    ("torch_fidelity", ["eval", "--data", "{imgs}", "--out", "{tmp}/r.json", "--metrics", "psnr,fid"]),
+    ("pytorch_msssim", ["eval", "--data", "{imgs}", "--out", "{tmp}/r.json", "--metrics", "ms-ssim"]),
+    ("matplotlib", ["eval", "--data", "{imgs}", "--out", "{tmp}/r.json", "--metrics", "psnr",
+                    "--report", "{tmp}/report"]),
+    ("matplotlib", ["plot", "kodak_vtm", "-o", "{tmp}/rd.png"]),
+    ("bjontegaard", ["bdrate", "kodak_vtm", "kodak_vtm"]),
+])
+def test_a_missing_package_is_one_line_naming_the_extra(capsys, monkeypatch, tmp_path, images,
+                                                        tiny_model_file, package, argv):
+    monkeypatch.setitem(sys.modules, package, None)  # `import package` now fails
+    argv = [a.format(tmp=tmp_path, imgs=images) for a in argv]
+    code, _, err = run(capsys, *argv, *(["--model", tiny_model_file] if argv[0] == "eval" else []))
+    assert code == 1 and f'{package} is not installed: pip install "mrtlab[eval]"' in one_error_line(err)
+    assert not (tmp_path / "r.json").exists()  # refused before the run
+
+
+def test_eval_without_a_package_it_does_not_use(capsys, monkeypatch, tmp_path, images, tiny_model_file):
+    for package in ("lpips", "DISTS_pytorch", "torch_fidelity", "matplotlib"):
+        monkeypatch.setitem(sys.modules, package, None)
+    code, _, err = run(capsys, "eval", "--data", images, "--model", tiny_model_file, "--out",
+                       tmp_path / "r.json", "--metrics", "psnr,ms-ssim", "-q")
+    assert code == 0, err
+
+
+class Lossless:
+    """A codec whose reconstruction is exact: PSNR would be infinite."""
+    name, description, points = "lossless", "PNG", [{}]
+
+    def encode(self, rgb, point):
+        import io
+        buf = io.BytesIO()
+        Image.fromarray(rgb).save(buf, format="PNG")
+        return buf.getvalue(), None, 0.0, {}
+
+    def decode(self, data):
+        import io
+        return np.asarray(Image.open(io.BytesIO(data)).convert("RGB")), 0.0
+
+
+def test_exact_reconstruction_gives_a_capped_psnr_that_files_accept(capsys, tmp_path, images):
+    from mrtlab.eval import run as R
+    from mrtlab.eval.curves import load
+
+    result = R.evaluate(Lossless(), R.list_images(images), ["psnr"], progress=False)
+    out, _ = R.write(result, tmp_path / "lossless.json")
+    assert json.loads(out.read_text())["results"]["psnr"] == [100.0]
+    assert load(out).get("psnr") == [100.0]  # a number, not null: the file is readable
+    code, _, err = run(capsys, "plot", out, "-o", tmp_path / "rd.png")
+    assert code == 0, err
 
 
 def test_report_renders_in_headless_chromium(capsys, tmp_path, images, tiny_model_file, no_weights):

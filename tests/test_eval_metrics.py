@@ -2,6 +2,7 @@
 ImageNet weights are missing, never downloaded, and computed from local files when present
 (random-init backbones saved by the test stand in for the real ones)."""
 import json
+import sys
 from unittest import mock
 
 import numpy as np
@@ -46,7 +47,7 @@ def test_psnr_and_ms_ssim(photo):
     noisy = np.clip(photo.astype(int) + 10, 0, 255).astype(np.uint8)  # bright areas clip
     mse = np.mean((photo.astype(float) - noisy) ** 2)
     assert M.psnr(photo, noisy) == pytest.approx(10 * np.log10(255 ** 2 / mse))
-    assert M.psnr(photo, photo) == float("inf")
+    assert M.psnr(photo, photo) == M.PSNR_MAX == 100  # capped: JSON has no infinity
     assert M.ms_ssim(photo, photo) == pytest.approx(1.0, abs=1e-6)
     assert 0 < M.ms_ssim(photo, noise_image(*photo.shape[:2])) < 0.5
     assert M.ms_ssim(photo[:160], photo[:160]) is None  # 5 scales need a side > 160
@@ -68,6 +69,17 @@ def test_missing_weights_are_skipped_with_the_expected_path(tmp_path):
     assert p(noise_image(32, 32), noise_image(32, 32, 1)) == {}  # no number, ever
     fid = F.PatchFID(tmp_path)
     assert str(tmp_path / "weights-inception-2015-12-05-6726825d.pth") in fid.skipped
+
+
+@pytest.mark.parametrize("metric,modules", [("lpips", ["lpips"]),
+                                            ("dists", ["DISTS_pytorch", "DISTS_pytorch.DISTS_pt"])])
+def test_a_missing_package(fake_weights, tmp_path, monkeypatch, metric, modules):
+    for m in modules:
+        monkeypatch.setitem(sys.modules, m, None)
+    # no weights file: skipped for that reason, whether the package is there or not
+    assert "weights not found" in M.Perceptual([metric], tmp_path).skipped[metric]
+    with pytest.raises(MrtlabError, match=f'{modules[0]} is not installed: pip install "mrtlab.eval."'):
+        M.Perceptual([metric], fake_weights)
 
 
 def test_nothing_is_downloaded(tmp_path, monkeypatch):

@@ -7,9 +7,13 @@ import torch
 from PIL import Image
 
 from mrtlab.errors import MrtlabError
-from mrtlab.train.data import RandomCrops, shard_indices, validation_images
+from mrtlab.train.data import RandomCrops, ShardSampler, validation_images
 
 from .train_helpers import image_folder
+
+
+def shard_indices(*args) -> list[int]:
+    return list(ShardSampler(*args))
 
 
 @pytest.mark.parametrize("processes,accum", [(1, 1), (2, 1), (2, 3), (4, 2)])
@@ -25,6 +29,14 @@ def test_shards_cover_every_sample_once(processes, accum):
 def test_resumed_shard_is_the_tail_of_the_full_one():
     full = shard_indices(0, 10, 2, 2, 1, 2)
     assert shard_indices(4, 10, 2, 2, 1, 2) == full[4 * 2 * 2:]
+
+
+def test_sampler_is_lazy_at_any_scale():
+    sampler = ShardSampler(0, 10 ** 9, 64, 2, 3, 8)  # a list of its indices would not fit in memory
+    assert len(sampler) == 10 ** 9 * 2 * 64
+    it = iter(sampler)
+    assert [next(it) for _ in range(66)] == list(range(3 * 64, 4 * 64)) + list(range(11 * 64, 11 * 64 + 2))
+    assert len(ShardSampler(5, 7, 3, 2, 0, 1)) == len(shard_indices(5, 7, 3, 2, 0, 1)) == 12
 
 
 def test_bad_and_small_images_are_skipped(tmp_path, caplog):

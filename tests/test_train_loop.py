@@ -186,6 +186,8 @@ def test_init_from_a_run_or_its_checkpoint(tmp_path, folder):
         assert all(torch.equal(p, exported[n]) for n, p in model.named_parameters())
     with pytest.raises(MrtlabError, match="cannot read initial weights"):
         load_init(fresh(), tmp_path / "nothing.safetensors")
+    with pytest.raises(MrtlabError, match="initial weights .* do not fit the recipe's model"):
+        load_init(fresh(dict(TINY, dim=16)), tmp_path)
 
 
 def test_export_holds_the_ema_weights(tmp_path, folder):
@@ -200,5 +202,104 @@ def test_export_holds_the_ema_weights(tmp_path, folder):
 
 def test_a_checkpoint_of_another_recipe_is_a_clear_error(tmp_path, folder):
     train(fresh(), TINY, tiny_train(tmp_path, folder, steps=1))
-    with pytest.raises(MrtlabError, match="does not fit this recipe"):
+    with pytest.raises(MrtlabError, match=r"does not fit this recipe \(changed: steps 1 → 2, adv 0.0 → 0.1;"):
         train(fresh(), TINY, tiny_train(tmp_path, folder, steps=2, adv=0.1))
+
+
+def test_resume_with_changed_settings_is_one_note(tmp_path, folder, capsys):
+    train(fresh(), TINY, tiny_train(tmp_path, folder, steps=2))
+    capsys.readouterr()
+    train(fresh(), TINY, tiny_train(tmp_path, folder, steps=3, lr=1e-3, msssim=0.5))
+    notes = [line for line in capsys.readouterr().err.splitlines() if "note:" in line]
+    assert notes == [f"mrtlab: note: resuming {tmp_path} with changed settings: "
+                     "steps 2 → 3, lr 0.0006 → 0.001, msssim 0.0 → 0.5"]
+    assert [r["step"] for r in read_log(tmp_path)] == [1, 2, 3]
+    train(fresh(), TINY, tiny_train(tmp_path, folder, steps=3, lr=1e-3, msssim=0.5))  # nothing changed
+    assert "note:" not in capsys.readouterr().err
+
+
+def test_a_leftover_state_old_does_not_stop_saving(tmp_path, folder):
+    import shutil
+
+    cfg = tiny_train(tmp_path, folder, steps=2, save_every=1)
+    train(fresh(), TINY, cfg)
+    shutil.copytree(tmp_path / "state", tmp_path / "state.old")  # a kill while removing state.old
+    cfg.steps = 4
+    train(fresh(), TINY, cfg)
+    assert (tmp_path / "state" / "step.json").read_text() == '{"step": 4}'
+    assert not (tmp_path / "state.old").exists()
+
+
+def test_a_fresh_run_never_overwrites_another_run(tmp_path, folder):
+    import shutil
+
+    train(fresh(), TINY, tiny_train(tmp_path, folder, steps=1))
+    shutil.rmtree(tmp_path / "state")  # nothing to resume, but a log and a model
+    log, model = (tmp_path / "log.jsonl").read_bytes(), (tmp_path / "model.safetensors").read_bytes()
+    with pytest.raises(MrtlabError) as e:
+        train(fresh(), TINY, tiny_train(tmp_path, folder, steps=2))
+    assert str(tmp_path) in str(e.value) and "another --train.out" in str(e.value)
+    assert "\n" not in str(e.value)
+    assert (tmp_path / "log.jsonl").read_bytes() == log
+    assert (tmp_path / "model.safetensors").read_bytes() == model
+    train(fresh(), TINY, tiny_train(tmp_path, folder, steps=2, force=True))
+    assert [r["step"] for r in read_log(tmp_path)] == [1, 2]
+
+
+def test_fp16_with_an_adversarial_loss_is_refused(tmp_path, folder):
+    with pytest.raises(MrtlabError, match="fp16 .* use bf16"):
+        train(fresh(), TINY, tiny_train(tmp_path, folder, mixed_precision="fp16", adv=0.1))
+
+
+def test_logs_are_closed_when_training_fails(tmp_path, folder, monkeypatch):
+    from mrtlab.train import loop
+
+    opened = []
+
+    class Spy(loop.TrainLog):
+        def __init__(self, *args):
+            super().__init__(*args)
+            opened.append(self)
+    monkeypatch.setattr(loop, "TrainLog", Spy)
+    monkeypatch.setattr(train_data.RandomCrops, "__getitem__", lambda self, i: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        train(fresh(), TINY, tiny_train(tmp_path, folder, tensorboard=True))
+    assert opened[0].file.closed and opened[0].tb.all_writers is None
+
+
+def test_a_log_row_cut_short_does_not_stop_resume(tmp_path, folder):
+    cfg = tiny_train(tmp_path, folder, steps=2, save_every=2)
+    train(fresh(), TINY, cfg)
+    with (tmp_path / "log.jsonl").open("a") as f:
+        f.write('{"step": 3, "loss": 0.0')  # killed in the middle of a write
+    cfg.steps = 3
+    train(fresh(), TINY, cfg)
+    assert [r["step"] for r in read_log(tmp_path)] == [1, 2, 3]
+
+
+def test_the_teacher_codes_in_fp32_under_autocast(tiny_model_file, monkeypatch):
+    from mrtlab.train.align import Teacher
+
+    teacher = Teacher(str(tiny_model_file), fresh(), 32, "cpu")
+    encode, seen = teacher.model.encode, []
+
+    def spy(x):
+        seen.append((torch.is_autocast_enabled("cpu"), x.dtype))
+        return encode(x)
+    monkeypatch.setattr(teacher.model, "encode", spy)
+    x = torch.rand(2, 3, 32, 32)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        t = teacher.targets(x)
+    assert seen == [(False, torch.float32)]
+    assert torch.equal(t, teacher.targets(x))
+
+
+def test_stage2_runs_the_frozen_side_in_evaluation_mode():
+    from mrtlab.train.stages import CodecStep, freeze_encoder
+
+    model = fresh()
+    freeze_encoder(model, 16)
+    step = CodecStep(model, 2, False).train()
+    step(torch.rand(1, 3, 16, 16))
+    assert not any(m.training for m in (model.encoder, model.to_latent, model.tokenizer.embed, model.quantizer))
+    assert model.decoder.training and model.entropy_model.training

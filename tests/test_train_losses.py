@@ -53,6 +53,16 @@ def test_ms_ssim_falls_back_to_ssim_on_small_crops():
     assert ms_ssim_loss(x.flip(-1), x) > 0.1 and ms_ssim_loss(x[..., :64, :64].flip(-1), x[..., :64, :64]) > 0.1
 
 
+def test_missing_pytorch_msssim_is_one_line(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "pytorch_msssim", None)  # as if not installed
+    with pytest.raises(MrtlabError, match=r'pip install "mrtlab\[train\]"'):
+        Distortion(TrainConfig(msssim=1.0))
+    with pytest.raises(MrtlabError, match="pytorch-msssim"):
+        ms_ssim_loss(torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32))
+
+
 def test_only_weighted_terms_are_built():
     d = Distortion(TrainConfig())  # MSE only: no network, no weights needed
     assert d.lpips is None and d.dists is None and list(d.parameters()) == []

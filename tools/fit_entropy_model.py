@@ -7,8 +7,9 @@ only the entropy model is replaced and trained, on the symbols of whole training
     python tools/fit_entropy_model.py --model demo --entropy rcm --out runs/demo_rcm
     mrtlab bench codec --model runs/demo_rcm.safetensors --no-compressai
 
-Writes ``OUT.safetensors`` + ``OUT.yaml`` (the recipe with the new ``entropy_model``) and
-prints bits per symbol of the old and the new entropy model on the training symbols.
+Writes ``OUT.safetensors`` + ``OUT.yaml`` (the recipe with the new ``entropy_model``; existing
+files only with ``--force``) and prints bits per symbol of the old and the new entropy model on
+the training symbols.
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from mrtlab.codec.image_io import load_rgb
+from mrtlab.codec.image_io import check_writable, load_rgb
 from mrtlab.config import build_model, load_recipe
 from mrtlab.errors import MrtlabError
 from mrtlab.models.zoo import load_model, model_files, save_model
@@ -54,7 +55,7 @@ def bits_per_symbol(em, groups) -> float:
     return bits / sum(q.numel() for q in groups.values())
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="demo")
     ap.add_argument("--entropy", required=True, help="registry name, e.g. rcm, hyperprior")
@@ -66,8 +67,17 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", required=True, help="output stem (OUT.safetensors, OUT.yaml)")
-    args = ap.parse_args()
+    ap.add_argument("--force", action="store_true", help="overwrite an existing OUT.safetensors/OUT.yaml")
+    args = ap.parse_args(argv)
+    try:
+        fit(args)
+    except MrtlabError as e:
+        sys.exit(f"fit_entropy_model: error: {e}")
 
+
+def fit(args) -> None:
+    for path in (Path(args.out).with_suffix(".safetensors"), Path(args.out).with_suffix(".yaml")):
+        check_writable(path, args.force)  # before the long fit, not after it
     torch.manual_seed(args.seed)
     random.seed(args.seed)
     model = load_model(args.model)

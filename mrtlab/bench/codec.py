@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -21,7 +22,9 @@ import numpy as np
 from ..errors import MrtlabError
 
 DEFAULT_DATA = "../shared/data/kodak"
-COMPRESSAI_VENV = ".venv-compressai/bin/python"
+COMPRESSAI_VENV = ".venv-compressai/bin/python"  # in the current folder or the project root
+PROJECT_ROOT = Path(__file__).resolve().parents[2]  # the folder holding the mrtlab package
+REFERENCE_SCRIPT = Path(__file__).with_name("compressai_ref.py")
 
 
 class CoderClock:
@@ -96,8 +99,12 @@ def bench_image(model, path: Path) -> dict:
 
 
 def find_compressai(python: str | None) -> str | None:
-    """The interpreter that has compressai: the given one, ``.venv-compressai``, or ours."""
-    for candidate in (python, os.environ.get("MRTLAB_COMPRESSAI_PYTHON"), COMPRESSAI_VENV):
+    """The interpreter that has compressai: the given one, ``$MRTLAB_COMPRESSAI_PYTHON``,
+    ``.venv-compressai`` here or in the project root, or ours."""
+    if python and not (Path(python).is_file() or shutil.which(python)):
+        raise MrtlabError(f"--compressai-python {python}: no such interpreter")
+    for candidate in (python, os.environ.get("MRTLAB_COMPRESSAI_PYTHON"), COMPRESSAI_VENV,
+                      str(PROJECT_ROOT / COMPRESSAI_VENV)):
         if candidate and (Path(candidate).is_file() or shutil.which(candidate)):
             return candidate
     probe = subprocess.run([sys.executable, "-c", "import compressai.zoo"], capture_output=True)
@@ -105,18 +112,31 @@ def find_compressai(python: str | None) -> str | None:
 
 
 def run_compressai(python: str, images: list[Path], threads: int, progress) -> list[dict]:
-    script = Path(__file__).with_name("compressai_ref.py")
-    proc = subprocess.Popen([python, str(script), str(threads), *map(str, images)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    """The rows the reference script prints, one JSON object a line; any other line is skipped.
+    Its stderr goes to a file (a pipe nobody reads would block a chatty child)."""
     rows = []
-    for line in proc.stdout:
-        row = json.loads(line)
-        row["image"] = Path(row["image"]).name
-        rows.append(row)
-        progress(f"{row['model']:32s} {row['image']:14s} enc {row['encode_s']:.3f} s  "
-                 f"dec {row['decode_s']:.3f} s")
-    if proc.wait():
-        raise MrtlabError(f"compressai run failed: {proc.stderr.read().strip().splitlines()[-1:]}")
+    with tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen([python, str(REFERENCE_SCRIPT), str(threads), *map(str, images)],
+                                stdout=subprocess.PIPE, stderr=err, text=True)
+        try:
+            for line in proc.stdout:
+                try:
+                    row = json.loads(line)
+                except ValueError:  # a library's print, not a row
+                    continue
+                row["image"] = Path(row["image"]).name
+                rows.append(row)
+                progress(f"{row['model']:32s} {row['image']:14s} enc {row['encode_s']:.3f} s  "
+                         f"dec {row['decode_s']:.3f} s")
+            code = proc.wait()
+        finally:  # an exception above (or Ctrl-C) must not leave the child running
+            proc.kill()
+            proc.wait()
+            proc.stdout.close()
+        if code:
+            err.seek(0)
+            last = (err.read().strip().splitlines() or ["(nothing on stderr)"])[-1]
+            raise MrtlabError(f"compressai run failed (exit code {code}): {last}")
     return rows
 
 
@@ -130,15 +150,10 @@ def run(model_name: str, data: str | None, limit: int | None, threads: int,
         compressai: str | None, with_compressai: bool, progress) -> list[dict]:
     import torch
 
+    from ..eval.run import list_images
     from ..models.zoo import load_model
-    from ..train.data import IMAGE_SUFFIXES
 
-    folder = Path(data or DEFAULT_DATA)
-    if not folder.is_dir():
-        raise MrtlabError(f"image folder {folder} does not exist (give one with --data)")
-    images = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:limit]
-    if not images:
-        raise MrtlabError(f"no images in {folder}")
+    images = list_images(data or DEFAULT_DATA)[:limit]
     torch.set_num_threads(threads)
     model = load_model(model_name)
     bench_image(model, images[0])  # warm-up: first-call allocations and lazy imports

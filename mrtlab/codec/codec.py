@@ -32,13 +32,17 @@ def encode(model, rgb: np.ndarray, tokens: int | None = None) -> Encoded:
 def encode_at_bpp(model, rgb: np.ndarray, bpp: float) -> tuple[Encoded, bool]:
     """Rate control of a variable-rate model: the most tokens per window whose whole file
     stays within ``bpp``. ``False`` when even one token per window is above the target."""
-    if not model.variable_rate:
-        raise MrtlabError("--bpp needs a variable-rate model (this one has a fixed rate); "
-                          "see `mrtlab models`")
+    check_rate_control(model)
     pixels = rgb.shape[0] * rgb.shape[1]
     encs = encode_rates(model, rgb, range(model.latent_tokens, 0, -1),
                         lambda enc: 8 * enc.bytes / pixels <= bpp)
     return encs[-1], 8 * encs[-1].bytes / pixels <= bpp
+
+
+def check_rate_control(model) -> None:
+    if not model.variable_rate:
+        raise MrtlabError("--bpp needs a variable-rate model (this one has a fixed rate); "
+                          "see `mrtlab models`")
 
 
 def encode_rates(model, rgb: np.ndarray, rates, done) -> list[Encoded]:

@@ -9,6 +9,7 @@ from PIL import Image, UnidentifiedImageError
 
 from ..errors import MrtlabError
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm")
 MAX_PIXELS = 50_000_000  # about 8K×6K; beyond this the CPU codec would need > 20 GB
 
 Image.MAX_IMAGE_PIXELS = None  # our own limit below, with our own message

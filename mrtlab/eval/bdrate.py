@@ -8,7 +8,7 @@ import warnings
 
 import numpy as np
 
-from ..errors import MrtlabError
+from ..errors import MrtlabError, need
 from .curves import HIGHER_IS_BETTER, Curve
 
 METHODS = ("pchip", "akima", "cubic")
@@ -32,8 +32,7 @@ def _prepared(curve: Curve, metric: str) -> tuple[np.ndarray, np.ndarray]:
 
 def bd_rate(anchor: Curve, test: Curve, metric: str, method: str = "pchip") -> tuple[float, list[str]]:
     """(BD-rate in %, notes such as a small overlap of the two curves)."""
-    import bjontegaard
-
+    bjontegaard = need("bjontegaard")
     if method not in METHODS:
         raise MrtlabError(f"unknown interpolation {method!r} (known: {', '.join(METHODS)})")
     ra, qa = _prepared(anchor, metric)

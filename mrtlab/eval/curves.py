@@ -45,6 +45,13 @@ def datasets() -> list[str]:
     return sorted({stem.split("_")[0] for stem in references()})
 
 
+def reference_curves(dataset: str) -> list[Curve]:
+    """The shipped curves of a ``--reference`` dataset, or a one-line error naming the known ones."""
+    if dataset not in datasets():
+        raise MrtlabError(f"no published curves for {dataset!r} (known: {', '.join(datasets())})")
+    return [load(p) for p in references(dataset).values()]
+
+
 def load(name_or_path: str | Path) -> Curve:
     """A results file, or the stem of a shipped reference curve."""
     path = Path(name_or_path)

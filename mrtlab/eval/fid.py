@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..errors import need
 from . import weights
 from .metrics import Skipped
 
@@ -29,16 +30,14 @@ def patches(rgb: np.ndarray) -> torch.Tensor:
 
 def build_inception(folder=None):
     """torch-fidelity's Inception-v3 (2048-d pool features) from the local file, or ``Skipped``."""
-    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
-
     path = weights.weights_file("inception", folder)
     if not path.is_file():
         return Skipped(f"weights not found: {path} (torch-fidelity Inception-v3; put it there or "
                        f"point --weights / ${weights.ENV} to its folder)")
+    extractor = need("torch_fidelity.feature_extractor_inceptionv3").FeatureExtractorInceptionV3
     weights.load_state(path)  # refuses anything but plain tensors before torch-fidelity loads it
     with weights.offline():
-        return FeatureExtractorInceptionV3("inception-v3-compat", ["2048"],
-                                           feature_extractor_weights_path=str(path))
+        return extractor("inception-v3-compat", ["2048"], feature_extractor_weights_path=str(path))
 
 
 class PatchFID:

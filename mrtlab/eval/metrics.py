@@ -5,7 +5,6 @@ from a local file (see ``weights.py``); when the file is missing the metric is *
 the path where it was expected, so a number is never reported without its real weights."""
 from __future__ import annotations
 
-import math
 import warnings
 from types import SimpleNamespace
 from unittest import mock
@@ -13,10 +12,11 @@ from unittest import mock
 import numpy as np
 import torch
 
-from ..errors import MrtlabError
+from ..errors import MrtlabError, need
 from . import weights
 
 MS_SSIM_MIN_SIDE = 161  # 5 scales of an 11-px window: pytorch-msssim needs a side > 160
+PSNR_MAX = 100.0  # dB, the cap: identical images would have an infinite PSNR, which JSON cannot hold
 
 
 def to_tensor(rgb: np.ndarray) -> torch.Tensor:
@@ -25,14 +25,14 @@ def to_tensor(rgb: np.ndarray) -> torch.Tensor:
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR in dB, capped at ``PSNR_MAX`` (an exact reconstruction would be infinite)."""
     mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return math.inf if mse == 0 else float(10 * np.log10(255.0 ** 2 / mse))
+    return PSNR_MAX if mse == 0 else min(PSNR_MAX, float(10 * np.log10(255.0 ** 2 / mse)))
 
 
 def ms_ssim(a: np.ndarray, b: np.ndarray) -> float | None:
     """MS-SSIM on RGB in [0, 255] (as CompressAI reports it); ``None`` for images too small."""
-    from pytorch_msssim import ms_ssim as msssim
-
+    msssim = need("pytorch_msssim").ms_ssim
     if min(a.shape[:2]) < MS_SSIM_MIN_SIDE:
         return None
     with torch.no_grad():
@@ -70,11 +70,10 @@ def _copy_features(slices: torch.nn.Module, features: torch.nn.Sequential) -> No
 
 def build_lpips(folder=None):
     """LPIPS v0.1 with AlexNet (the lpips default, used by HiFiC, MS-ILLM and GLC)."""
-    import lpips
-
-    alex = _backbone("alexnet", folder)
+    alex = _backbone("alexnet", folder)  # the weights first: a missing file is skipped, package or not
     if isinstance(alex, Skipped):
         return alex
+    lpips = need("lpips")
     with weights.offline(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torchvision's "pretrained is deprecated"
         net = lpips.LPIPS(net="alex", pnet_rand=True, verbose=False)  # linear heads ship in lpips
@@ -87,11 +86,10 @@ def build_dists(folder=None):
     package (it would otherwise call ``vgg16(pretrained=True)`` and read ``sys.prefix``)."""
     from pathlib import Path
 
-    from DISTS_pytorch import DISTS_pt
-
     vgg = _backbone("vgg16", folder)
     if isinstance(vgg, Skipped):
         return vgg
+    DISTS_pt = need("DISTS_pytorch.DISTS_pt")
     with weights.offline(), torch.random.fork_rng(), \
          mock.patch.object(DISTS_pt, "models", SimpleNamespace(vgg16=lambda **_: vgg)):
         net = DISTS_pt.DISTS(load_weights=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import MrtlabError
+from ..errors import MrtlabError, need
 from .curves import HIGHER_IS_BETTER, Curve
 
 ORDER = ("psnr", "ms-ssim", "lpips", "dists", "fid", "kid")
@@ -14,9 +14,7 @@ LABELS = {"psnr": "PSNR (dB) ↑", "ms-ssim": "MS-SSIM ↑", "lpips": "LPIPS ↓
 
 def plot(curves: list[Curve], out: str | Path, metrics: list[str] | None = None,
          title: str | None = None, logx: bool = False) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
+    need("matplotlib").use("Agg")
     import matplotlib.pyplot as plt
 
     if not curves:

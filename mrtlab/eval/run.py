@@ -12,11 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ..codec.image_io import IMAGE_SUFFIXES
 from ..errors import MrtlabError
 from . import metrics as M
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm")
 METRICS = ("psnr", "ms-ssim", "lpips", "dists", "fid")  # "fid" gives FID and KID
+PACKAGES = {"ms-ssim": "pytorch_msssim", "lpips": "lpips", "dists": "DISTS_pytorch", "fid": "torch_fidelity"}
 ROW_KEYS = ("bpp", "estimated_bpp", "psnr", "ms-ssim", "lpips", "dists", "encoding_time",
             "decoding_time")
 
@@ -177,7 +178,7 @@ def summarize(codec, rows, feats, skipped: dict, n_images: int, data_name: str) 
 
 
 def finite(x):
-    """JSON has no infinity (PSNR of an exact reconstruction): write ``null`` instead."""
+    """JSON has no infinity or NaN: write ``null`` instead (PSNR is capped, never infinite)."""
     if isinstance(x, float) and not math.isfinite(x):
         return None
     if isinstance(x, dict):

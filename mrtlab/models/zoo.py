@@ -68,18 +68,26 @@ def load_model(name_or_path: str = DEFAULT_MODEL):
     if not isinstance(model_cfg, dict):
         raise MrtlabError(f"recipe {recipe} has no 'model' section")
     model = build_model(model_cfg)
+    load_weights(model, weights)
+    return identify(model, model_cfg, str(name_or_path))
+
+
+def load_weights(model: torch.nn.Module, weights: str | Path, what: str = "model weights",
+                 prefix: str = "") -> None:
+    """Load a safetensors file into ``model`` (names starting with ``prefix`` lose it);
+    an unreadable file, or one that does not fit the model, is a one-line MrtlabError."""
     try:
         state = load_file(str(weights))
     except (SafetensorError, OSError, ValueError) as e:
-        raise MrtlabError(f"cannot read model weights {weights}: {e}") from None
+        raise MrtlabError(f"cannot read {what} {weights}: {e}") from None
+    state = {k.removeprefix(prefix): v for k, v in state.items()}
     try:
         missing, unexpected = model.load_state_dict(state, strict=False)
     except RuntimeError:  # a tensor of the wrong shape
         missing, unexpected = ["(shape mismatch)"], []
     if missing or unexpected:
-        raise MrtlabError(f"weights {weights} do not match their recipe "
+        raise MrtlabError(f"{what} {weights} do not fit the recipe's model "
                           f"({len(missing)} missing, {len(unexpected)} unexpected tensors)")
-    return identify(model, model_cfg, str(name_or_path))
 
 
 def identify(model, model_cfg: dict, source: str):

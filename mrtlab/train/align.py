@@ -47,8 +47,10 @@ class Teacher:
 
     @torch.no_grad()
     def targets(self, x: torch.Tensor) -> torch.Tensor:
-        y, grid = self.model.encode(x)
-        t = self.model.quantizer.symbols(self.model.quantizer(y)).float()
+        """The teacher's symbols, computed in fp32 even under the loop's autocast."""
+        with torch.autocast(x.device.type, enabled=False):
+            y, grid = self.model.encode(x.float())
+            t = self.model.quantizer.symbols(self.model.quantizer(y)).float()
         h, w = x.shape[-2:]
         return regroup(t, self.model.layout(grid), self.student.layout(self.student.grid(h, w)))
 

@@ -2,7 +2,7 @@
 
 Sample ``i`` is drawn from ``np.random.default_rng((seed, i))``, so the data order depends
 only on the seed and the step: a resumed run sees exactly the batches it would have seen,
-and with several processes each one takes its own indices (``shard_indices``).
+and with several processes each one takes its own indices (``ShardSampler``).
 """
 from __future__ import annotations
 
@@ -13,11 +13,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..codec.image_io import load_rgb
+from ..codec.image_io import IMAGE_SUFFIXES, load_rgb
 from ..errors import MrtlabError
 
 log = logging.getLogger(__name__)
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 
 
 def image_files(root: str | Path | list) -> list[Path]:
@@ -30,14 +29,24 @@ def image_files(root: str | Path | list) -> list[Path]:
     return files
 
 
-def shard_indices(start: int, steps: int, batch: int, accum: int, rank: int, processes: int) -> list[int]:
-    """Sample indices of one process for optimizer steps ``start … steps-1``.
+class ShardSampler(torch.utils.data.Sampler):
+    """Sample indices of one process for optimizer steps ``start … steps-1``, made as drawn.
 
     Micro-batch ``k`` of step ``s`` on process ``r`` holds samples
     ``((s·accum + k)·processes + r)·batch + j``: every sample is used once, by one process.
     """
-    return [((s * accum + k) * processes + rank) * batch + j
-            for s in range(start, steps) for k in range(accum) for j in range(batch)]
+
+    def __init__(self, start: int, steps: int, batch: int, accum: int, rank: int, processes: int):
+        self.start, self.steps, self.batch, self.accum = start, steps, batch, accum
+        self.rank, self.processes = rank, processes
+
+    def __len__(self) -> int:
+        return max(self.steps - self.start, 0) * self.accum * self.batch
+
+    def __iter__(self):
+        for m in range(self.start * self.accum, self.steps * self.accum):  # m = s·accum + k
+            first = (m * self.processes + self.rank) * self.batch
+            yield from range(first, first + self.batch)
 
 
 class RandomCrops(torch.utils.data.Dataset):

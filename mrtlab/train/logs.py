@@ -11,11 +11,20 @@ log = logging.getLogger(__name__)
 
 
 def keep_rows(path: Path, start: int) -> Path:
-    """Drop the rows after step ``start``: a resumed run logs them again."""
+    """Drop the rows after step ``start`` (a resumed run logs them again) and any row cut
+    short by a kill in the middle of a write."""
     if path.is_file():
-        rows = [r for r in path.read_text().splitlines() if r and json.loads(r)["step"] <= start]
+        rows = [r for r in path.read_text().splitlines() if (row := parse_row(r)) and row["step"] <= start]
         path.write_text("".join(r + "\n" for r in rows))
     return path
+
+
+def parse_row(line: str) -> dict | None:
+    try:
+        row = json.loads(line)
+    except ValueError:
+        return None
+    return row if isinstance(row, dict) and "step" in row else None
 
 
 class TrainLog:

@@ -6,6 +6,7 @@ import json
 import math
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import torch
 from ..errors import MrtlabError
 from ..models.zoo import save_model
 from .align import Teacher
-from .data import RandomCrops, shard_indices, validation_images
+from .data import RandomCrops, ShardSampler, validation_images
 from .discriminator import PatchGAN, hinge_d_loss, hinge_g_loss
 from .ema import EMA
 from .logs import TrainLog
@@ -30,6 +31,10 @@ def train(model, model_cfg: dict, cfg: TrainConfig) -> Path:
     from accelerate.utils import set_seed
 
     out = Path(cfg.out)
+    check_settings(cfg)
+    state_dir = out / "state"
+    if last_checkpoint(state_dir) is None and not cfg.force:
+        check_fresh(out)
     out.mkdir(parents=True, exist_ok=True)
     acc = accelerator(model, cfg)
     set_seed(cfg.seed)
@@ -49,15 +54,13 @@ def train(model, model_cfg: dict, cfg: TrainConfig) -> Path:
     if ema is not None:
         acc.register_for_checkpointing(ema)
     distortion = Distortion(cfg).to(acc.device)
-    if cfg.align and not cfg.teacher:
-        raise MrtlabError("train.align needs a teacher model: set train.teacher")
     teacher = Teacher(cfg.teacher, raw, cfg.crop, acc.device) if cfg.align else None
 
-    state_dir = out / "state"
-    start = resume(acc, state_dir)
-    indices = shard_indices(start, cfg.steps, cfg.batch_size, cfg.grad_accum,
-                            acc.process_index, acc.num_processes)
-    loader = torch.utils.data.DataLoader(RandomCrops(cfg.data, cfg.crop, cfg.seed), sampler=indices,
+    recipe = json.loads(json.dumps({"train": vars(cfg), "model": model_cfg}, default=str))
+    start = resume(acc, state_dir, recipe)
+    sampler = ShardSampler(start, cfg.steps, cfg.batch_size, cfg.grad_accum,
+                           acc.process_index, acc.num_processes)
+    loader = torch.utils.data.DataLoader(RandomCrops(cfg.data, cfg.crop, cfg.seed), sampler=sampler,
                                          batch_size=cfg.batch_size, num_workers=cfg.workers)
     val = (validation_images(cfg.val_data, cfg.val_images)
            if cfg.val_data and cfg.val_every and acc.is_main_process else None)
@@ -65,35 +68,55 @@ def train(model, model_cfg: dict, cfg: TrainConfig) -> Path:
     exported = ema.model if ema is not None else raw
     batches, t0 = iter(loader), time.time()
     step_mod.train()
-    for step in range(start + 1, cfg.steps + 1):
-        factor = lr_factor(step - 1, cfg)
-        stats = {}
-        for k in range(cfg.grad_accum):
-            x = next(batches).to(acc.device)
-            with no_sync(acc, [step_mod, disc], k < cfg.grad_accum - 1):
-                terms = micro_step(acc, step_mod, distortion, teacher, disc, x, cfg, step)
-            for name, v in terms.items():
-                stats[name] = stats.get(name, 0.0) + v.detach().float() / cfg.grad_accum
-        optimizer_step(acc, step_mod, opt, cfg.lr * factor, cfg.grad_clip)
-        if disc is not None:
-            optimizer_step(acc, disc, opt_d, cfg.disc_lr * factor, cfg.grad_clip)
-        if ema is not None:
-            ema.update(raw)
-        logs.step()
-        if step % cfg.log_every == 0 or step == cfg.steps:
-            row = {"step": step, **{name: acc.reduce(v, "mean").item() for name, v in sorted(stats.items())}}
-            crops = (step - start) * cfg.batch_size * cfg.grad_accum * acc.num_processes
-            row.update(psnr=-10 * math.log10(max(row["mse"], 1e-10)), lr=cfg.lr * factor,
-                       crops_per_s=crops / (time.time() - t0))
-            logs.write(row)
-        if val is not None and (step % cfg.val_every == 0 or step == cfg.steps):
-            logs.write({"step": step, **validate(exported, val)})
-        if step % cfg.save_every == 0 or step == cfg.steps:
-            save_checkpoint(acc, state_dir, step)
-            if acc.is_main_process:
-                export(exported, model_cfg, out / "model")
-    logs.close()
+    try:
+        for step in range(start + 1, cfg.steps + 1):
+            factor = lr_factor(step - 1, cfg)
+            stats = {}
+            for k in range(cfg.grad_accum):
+                x = next(batches).to(acc.device)
+                with no_sync(acc, [step_mod, disc], k < cfg.grad_accum - 1):
+                    terms = micro_step(acc, step_mod, distortion, teacher, disc, x, cfg, step)
+                for name, v in terms.items():
+                    stats[name] = stats.get(name, 0.0) + v.detach().float() / cfg.grad_accum
+            optimizer_step(acc, step_mod, opt, cfg.lr * factor, cfg.grad_clip)
+            if disc is not None:
+                optimizer_step(acc, disc, opt_d, cfg.disc_lr * factor, cfg.grad_clip)
+            if ema is not None:
+                ema.update(raw)
+            logs.step()
+            if step % cfg.log_every == 0 or step == cfg.steps:
+                row = {"step": step, **{k: acc.reduce(v, "mean").item() for k, v in sorted(stats.items())}}
+                crops = (step - start) * cfg.batch_size * cfg.grad_accum * acc.num_processes
+                row.update(psnr=-10 * math.log10(max(row["mse"], 1e-10)), lr=cfg.lr * factor,
+                           crops_per_s=crops / (time.time() - t0))
+                logs.write(row)
+            if val is not None and (step % cfg.val_every == 0 or step == cfg.steps):
+                logs.write({"step": step, **validate(exported, val)})
+            if step % cfg.save_every == 0 or step == cfg.steps:
+                save_checkpoint(acc, state_dir, step, recipe)
+                if acc.is_main_process:
+                    export(exported, model_cfg, out / "model")
+    finally:
+        logs.close()
     return out / "model.safetensors"
+
+
+def check_settings(cfg: TrainConfig) -> None:
+    """Combinations the loop cannot train, refused before anything starts."""
+    if cfg.align and not cfg.teacher:
+        raise MrtlabError("train.align needs a teacher model: set train.teacher")
+    if cfg.mixed_precision == "fp16" and cfg.adv:
+        # Accelerate's one GradScaler would unscale the discriminator's gradients twice
+        raise MrtlabError("train.mixed_precision fp16 cannot train the adversarial loss (train.adv); "
+                          "use bf16")
+
+
+def check_fresh(out: Path) -> None:
+    """A new run never overwrites the log or model of another one in ``out``."""
+    taken = [name for name in ("log.jsonl", "model.safetensors") if (out / name).exists()]
+    if taken:
+        raise MrtlabError(f"{out} holds another run ({', '.join(taken)}) and no checkpoint to resume: "
+                          f"pick another --train.out, remove it, or set --train.force true")
 
 
 def accelerator(model, cfg: TrainConfig):
@@ -161,34 +184,63 @@ def optimizer_step(acc, model, opt, lr: float, clip: float) -> None:
     opt.zero_grad(set_to_none=True)
 
 
-def resume(acc, state_dir: Path) -> int:
+def last_checkpoint(state_dir: Path) -> Path | None:
+    """``state/``, or ``state.old/`` when a crash fell between the renames of ``save_checkpoint``."""
+    return next((d for d in (state_dir, state_dir.with_name(state_dir.name + ".old"))
+                 if (d / "step.json").is_file()), None)
+
+
+def resume(acc, state_dir: Path, recipe: dict) -> int:
     """Load the last checkpoint, if any; returns its step (0 for a fresh run).
 
-    A crash between the two renames of ``save_checkpoint`` leaves only ``state.old``: use it.
+    Settings changed since the checkpoint (``recipe.json`` beside it) are listed in one
+    note; a checkpoint whose model, optimizers or other states do not fit is refused.
     """
-    last = next((d for d in (state_dir, state_dir.with_name("state.old"))
-                 if (d / "step.json").is_file()), None)
+    last = last_checkpoint(state_dir)
     if last is None:
         return 0
+    saved = last / "recipe.json"  # checkpoints of older versions have none
+    changed = changed_settings(json.loads(saved.read_text()), recipe) if saved.is_file() else ""
     try:
         acc.load_state(str(last))
-    except Exception as e:  # another model, stage or set of losses wrote it
-        raise MrtlabError(f"checkpoint {last} does not fit this recipe ({type(e).__name__}: "
+    except Exception as e:  # another model, stage or set of trained modules wrote it
+        why = f"changed: {changed}; " if changed else ""
+        raise MrtlabError(f"checkpoint {last} does not fit this recipe ({why}{type(e).__name__}: "
                           f"{' '.join(str(e).split())[:200]}); give another train.out") from None
+    if changed and acc.is_main_process:
+        print(f"mrtlab: note: resuming {state_dir.parent} with changed settings: {changed}", file=sys.stderr)
     return json.loads((last / "step.json").read_text())["step"]
 
 
-def save_checkpoint(acc, state_dir: Path, step: int) -> None:
-    """Write the state to a fresh folder, then swap it in: a crash leaves the last good one."""
-    tmp = state_dir.with_name(state_dir.name + ".tmp")
+def changed_settings(saved: dict, recipe: dict) -> str:
+    """``lr 0.0008 → 0.0004, model.dim 64 → 128``: what differs between two recipes."""
+    def flat(d: dict, prefix: str = "") -> dict:
+        items = {}
+        for k, v in d.items():
+            items.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {prefix + k: v})
+        return items
+
+    old, new = ({**flat(r.get("train", {})), **flat(r.get("model", {}), "model.")} for r in (saved, recipe))
+    return ", ".join(f"{k} {old.get(k, '–')} → {new.get(k, '–')}" for k in {**new, **old}
+                     if k not in ("out", "force") and old.get(k) != new.get(k))
+
+
+def save_checkpoint(acc, state_dir: Path, step: int, recipe: dict) -> None:
+    """Write the state to a fresh folder, then swap it in: a crash leaves the last good one.
+
+    ``recipe.json`` beside ``step.json`` keeps the settings, for the note of ``resume``.
+    """
+    tmp, old = (state_dir.with_name(state_dir.name + suffix) for suffix in (".tmp", ".old"))
     if acc.is_main_process and tmp.exists():
         shutil.rmtree(tmp)
     acc.wait_for_everyone()
     acc.save_state(str(tmp))
     if acc.is_main_process:
+        (tmp / "recipe.json").write_text(json.dumps(recipe, indent=1))
         (tmp / "step.json").write_text(json.dumps({"step": step}))
-        old = state_dir.with_name(state_dir.name + ".old")
         if state_dir.exists():
+            if old.exists():  # a kill during the last swap's clean-up left both
+                shutil.rmtree(old)
             state_dir.rename(old)
         tmp.rename(state_dir)
         if old.exists():

@@ -47,6 +47,7 @@ class TrainConfig:
     align: float = 0.0
     # output
     out: str = "runs/model"
+    force: bool = False  # a fresh run may overwrite the log and model of another run in ``out``
     save_every: int = 200
     log_every: int = 10
     tensorboard: bool = True

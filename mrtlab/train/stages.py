@@ -9,21 +9,20 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file
 from torch import nn
 
 from ..errors import MrtlabError
+from ..models.zoo import load_weights
 
 
 class CodecStep(nn.Module):
     """The one module that DDP wraps, so every trained weight is in one forward pass.
 
-    Mirrors ``CodecModel.forward`` (a variable-rate model keeps a random number of tokens
-    per window). Returns the reconstruction, the symbol positions, the bits of the symbols as the
-    entropy model prices them with gradient to the encoder (``bits``, only when the rate
-    is weighted) and on detached symbols (``em_bits``: the entropy model always learns
-    the distribution of the symbols the encoder makes).
+    ``CodecModel.forward`` with what training adds: a frozen encoder side in stage 2 (no
+    gradient, evaluation mode), and the bits of the symbols as the entropy model prices
+    them with gradient to the encoder (``bits``, only when the rate is weighted) and on
+    detached symbols (``em_bits``: the entropy model always learns the distribution of
+    the symbols the encoder makes). A variable-rate model keeps a random number of tokens.
     """
 
     def __init__(self, codec: nn.Module, stage: int, rate_weighted: bool):
@@ -31,15 +30,13 @@ class CodecStep(nn.Module):
         if stage not in (1, 2):
             raise MrtlabError(f"train.stage must be 1 or 2, got {stage}")
         self.codec, self.stage, self.rate_weighted = codec, stage, rate_weighted
+        self.frozen = frozen_modules(codec) if stage == 2 else []
 
     def forward(self, x: torch.Tensor) -> dict:
         codec, k = self.codec, self.codec.training_tokens()
-        if self.stage == 2:
-            with torch.no_grad():  # frozen: the real (evaluation-mode) symbols
-                codec.quantizer.eval()
-                y, grid = codec.encode(x)
-                q = codec.quantizer(codec.keep(y, k))
-        else:
+        for m in self.frozen:  # every call: a ``train()`` anywhere (validation, export) resets them
+            m.eval()
+        with torch.set_grad_enabled(self.stage == 1 and torch.is_grad_enabled()):
             y, grid = codec.encode(x)
             q = codec.quantizer(codec.keep(y, k))
         layout = codec.layout(grid, k)
@@ -48,6 +45,18 @@ class CodecStep(nn.Module):
         if self.stage == 1 and self.rate_weighted:
             out["bits"] = codec.entropy_model(q, layout)
         return out
+
+
+def frozen_modules(model: nn.Module) -> list[nn.Module]:
+    """The quantizer and the outermost modules whose weights are all frozen (stage 2's
+    encoder side): they run in evaluation mode."""
+    def outermost(m: nn.Module) -> list[nn.Module]:
+        params = list(m.parameters())
+        if params and not any(p.requires_grad for p in params):
+            return [m]
+        return [f for child in m.children() for f in outermost(child)]
+
+    return [model.quantizer] + [m for m in outermost(model) if m is not model.quantizer]
 
 
 def encoder_side(model: nn.Module, crop: int) -> list[nn.Parameter]:
@@ -86,15 +95,4 @@ def load_init(model: nn.Module, path: str | Path) -> None:
     ``model.safetensors``) or a checkpoint folder (``state/``: the raw weights)."""
     path = Path(path)
     weights = path / "model.safetensors" if path.is_dir() else path.with_suffix(".safetensors")
-    try:
-        state = load_file(str(weights))
-    except (SafetensorError, OSError, ValueError) as e:
-        raise MrtlabError(f"cannot read initial weights {weights}: {e}") from None
-    state = {k.removeprefix("codec."): v for k, v in state.items()}  # checkpoints wrap the codec
-    try:
-        missing, unexpected = model.load_state_dict(state, strict=False)
-    except RuntimeError:
-        missing, unexpected = ["(shape mismatch)"], []
-    if missing or unexpected:
-        raise MrtlabError(f"initial weights {weights} do not fit the recipe's model "
-                          f"({len(missing)} missing, {len(unexpected)} unexpected tensors)")
+    load_weights(model, weights, "initial weights", prefix="codec.")  # checkpoints wrap the codec
