@@ -112,3 +112,20 @@ def test_fixed_rate_model_refuses_fewer_tokens(tiny_model):
         codec.encode(tiny_model, smooth_image(16, 16), 1)
     with pytest.raises(MrtlabError, match="variable-rate"):
         codec.encode_at_bpp(tiny_model, smooth_image(16, 16), 0.1)
+
+
+def test_model_saved_in_half_precision_loads_and_codes(tmp_path):
+    from mrtlab.models import save_model
+    from mrtlab.models.zoo import load_model
+
+    from .conftest import TINY, make_tiny
+    model = make_tiny(3)
+    full = save_model(model, TINY, tmp_path / "full")
+    half = save_model(model, TINY, tmp_path / "half", half=True)
+    assert half.stat().st_size < 0.6 * full.stat().st_size
+    loaded = load_model(str(half))
+    assert all(p.dtype == torch.float32 for p in loaded.parameters())
+    rgb = smooth_image(24, 40)
+    enc = encode(loaded, rgb)
+    decoded, symbols = decode(load_model(str(half)), enc.data)
+    assert torch.equal(symbols, enc.symbols)

@@ -30,11 +30,15 @@ def fingerprint(model: torch.nn.Module, model_cfg: dict) -> bytes:
     return h.digest()[:4]
 
 
-def save_model(model: torch.nn.Module, model_cfg: dict, stem: str | Path) -> Path:
-    """Write ``stem.safetensors`` and ``stem.yaml``; returns the weights path."""
+def save_model(model: torch.nn.Module, model_cfg: dict, stem: str | Path, half: bool = False) -> Path:
+    """Write ``stem.safetensors`` and ``stem.yaml``; returns the weights path. ``half``
+    stores floating-point tensors as float16 (half the size, e.g. for a bundled model);
+    they are loaded back into float32, and the fingerprint is that of the loaded model."""
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    if half:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     weights = stem.with_suffix(".safetensors")
     save_file(state, str(weights))
     stem.with_suffix(".yaml").write_text(yaml.safe_dump({"model": model_cfg}, sort_keys=False))
