@@ -45,7 +45,8 @@ class ModelCodec:
         if tokens is None:
             tokens = list(range(1, model.latent_tokens + 1)) if model.variable_rate else [model.latent_tokens]
         self.points = [{"tokens": model.check_tokens(t)} for t in tokens]
-        self.name = Path(model.source).stem
+        source = Path(model.source)       # a training run exports out/model.safetensors
+        self.name = source.parent.name if source.stem == "model" and source.parent.name else source.stem
         self.description = f"mrtlab model {model.source} (fingerprint {model.fingerprint.hex()})"
 
     def encode(self, rgb: np.ndarray, point: dict):
