@@ -86,3 +86,22 @@ def test_only_part_keys_take_short_names():
                  "--model.global_mixer", "identity"])
     assert cfg.train.out == "rwkv6" and cfg.train.data == "fsq"
     assert cfg.model.global_mixer.class_path.endswith("IdentityMixer")
+
+
+def test_entropy_ablation_recipes_differ_only_in_the_entropy_model():
+    import yaml
+
+    from mrtlab.config import build_model
+    main = yaml.safe_load((ROOT / "recipes" / "mrt" / "cpu.yaml").read_text())
+    names = set()
+    for path in sorted((ROOT / "recipes" / "ablations" / "entropy").glob("*.yaml")):
+        r = yaml.safe_load(path.read_text())
+        names.add(r["model"]["entropy_model"]["class_path"])
+        for section in ("model", "train"):
+            a, b = dict(main[section]), dict(r[section])
+            for d in (a, b):
+                d.pop("entropy_model", None)
+                d.pop("out", None)
+            assert a == b, f"{path.name}: {section} differs from recipes/mrt/cpu.yaml"
+        assert build_model(r["model"]).entropy_model is not None
+    assert names == {"rcm", "transformer_ar", "hyperprior", "factorized"}
