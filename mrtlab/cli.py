@@ -144,10 +144,13 @@ def cmd_models(args) -> int:
 
     for name, text in BUNDLED.items():
         try:
-            fp = load_model(name).fingerprint.hex()
+            model = load_model(name)
         except MrtlabError as e:
-            fp = f"unavailable: {e}"
-        print(f"{name}\t{fp}\t{text}")
+            print(f"{name}\tunavailable: {e}\t{text}")
+            continue
+        L = model.latent_tokens
+        rate = f"tokens 1…{L} (--tokens/--bpp)" if model.variable_rate else f"fixed rate ({L} tokens)"
+        print(f"{name}\t{model.fingerprint.hex()}\t{rate}\t{text}")
     return 0
 
 

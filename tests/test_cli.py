@@ -247,3 +247,10 @@ def test_fit_entropy_model_does_not_overwrite(tmp_path, monkeypatch):
     monkeypatch.setitem(tool["fit"].__globals__, "load_model", stop)
     with pytest.raises(SystemExit, match="stop here"):
         tool["main"](argv + ["--force"])
+
+
+def test_models_lists_fingerprint_and_rate(capsys):
+    code, out, _ = run(capsys, "models")
+    assert code == 0
+    name, fp, rate, _ = out.splitlines()[0].split("\t")
+    assert name == "demo" and len(fp) == 8 and rate == "fixed rate (4 tokens)"
