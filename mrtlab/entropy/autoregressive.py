@@ -18,7 +18,6 @@ parameters to a grid before building integer tables, so they code with identical
 """
 from __future__ import annotations
 
-
 import numpy as np
 import torch
 from torch import nn
