@@ -64,21 +64,28 @@ def test_load_recipe_resolves_short_names():
     assert data["model"]["global_mixer"]["class_path"] == "mrtlab.mixers.rwkv6.RWKV6Mixer"
 
 
-def test_ablation_recipes_differ_only_in_the_global_mixer():
+def ablation_recipes(main_path, folder, part) -> dict:
+    """Each recipe of ``folder`` against ``main_path``: equal but for ``model.<part>`` and the
+    output folder. Returns {part's class_path: recipe}."""
     import yaml
 
-    main = yaml.safe_load(DEMO.read_text())
-    names = set()
-    for path in sorted((ROOT / "recipes" / "ablations").glob("*.yaml")):
+    main = yaml.safe_load(main_path.read_text())
+    found = {}
+    for path in sorted(folder.glob("*.yaml")):
         r = yaml.safe_load(path.read_text())
-        names.add(r["model"]["global_mixer"]["class_path"])
+        found[r["model"][part]["class_path"]] = r
         for section in ("model", "train"):
             a, b = dict(main[section]), dict(r[section])
             for d in (a, b):
-                d.pop("global_mixer", None)
+                d.pop(part, None)
                 d.pop("out", None)
-            assert a == b, f"{path.name}: {section} differs from the main recipe"
-    assert names == {"rwkv6", "rwkv7", "mamba2", "gla", "attention", "identity"}
+            assert a == b, f"{path.name}: {section} differs from {main_path.name}"
+    return found
+
+
+def test_ablation_recipes_differ_only_in_the_global_mixer():
+    found = ablation_recipes(DEMO, ROOT / "recipes" / "ablations", "global_mixer")
+    assert set(found) == {"rwkv6", "rwkv7", "mamba2", "gla", "attention", "identity"}
 
 
 def test_only_part_keys_take_short_names():
@@ -89,19 +96,9 @@ def test_only_part_keys_take_short_names():
 
 
 def test_entropy_ablation_recipes_differ_only_in_the_entropy_model():
-    import yaml
-
     from mrtlab.config import build_model
-    main = yaml.safe_load((ROOT / "recipes" / "mrt" / "cpu.yaml").read_text())
-    names = set()
-    for path in sorted((ROOT / "recipes" / "ablations" / "entropy").glob("*.yaml")):
-        r = yaml.safe_load(path.read_text())
-        names.add(r["model"]["entropy_model"]["class_path"])
-        for section in ("model", "train"):
-            a, b = dict(main[section]), dict(r[section])
-            for d in (a, b):
-                d.pop("entropy_model", None)
-                d.pop("out", None)
-            assert a == b, f"{path.name}: {section} differs from recipes/mrt/cpu.yaml"
+    found = ablation_recipes(ROOT / "recipes" / "mrt" / "cpu.yaml",
+                             ROOT / "recipes" / "ablations" / "entropy", "entropy_model")
+    assert set(found) == {"rcm", "transformer_ar", "hyperprior", "factorized"}
+    for r in found.values():
         assert build_model(r["model"]).entropy_model is not None
-    assert names == {"rcm", "transformer_ar", "hyperprior", "factorized"}
