@@ -190,6 +190,22 @@ def test_init_from_a_run_or_its_checkpoint(tmp_path, folder):
         load_init(fresh(dict(TINY, dim=16)), tmp_path)
 
 
+def test_warm_start_loads_what_fits_and_leaves_the_rest_fresh(tmp_path, folder, capsys):
+    from mrtlab.train.stages import load_init
+
+    train(fresh(), TINY, tiny_train(tmp_path, folder, steps=1))
+    exported = load_file(str(tmp_path / "model.safetensors"))
+    variable = dict(TINY, nested_dropout=True,
+                    entropy_model={"class_path": "rcm", "init_args": {"dim": 16, "max_slots": 2}})
+    with pytest.raises(MrtlabError, match="do not fit"):  # strict unless asked
+        load_init(fresh(variable), tmp_path)
+    model, before = fresh(variable, seed=7), fresh(variable, seed=7).state_dict()
+    load_init(model, tmp_path, partial=True)
+    for n, p in model.state_dict().items():
+        assert torch.equal(p, exported[n] if n in exported else before[n]), n
+    assert "start fresh (dropped_token, entropy_model)" in capsys.readouterr().out
+
+
 def test_export_holds_the_ema_weights(tmp_path, folder):
     model = fresh()
     train(model, TINY, tiny_train(tmp_path, folder, steps=3, ema=0.9))

@@ -77,14 +77,23 @@ def load_model(name_or_path: str = DEFAULT_MODEL):
 
 
 def load_weights(model: torch.nn.Module, weights: str | Path, what: str = "model weights",
-                 prefix: str = "") -> None:
+                 prefix: str = "", partial: bool = False) -> list[str]:
     """Load a safetensors file into ``model`` (names starting with ``prefix`` lose it);
-    an unreadable file, or one that does not fit the model, is a one-line MrtlabError."""
+    an unreadable file, or one that does not fit the model, is a one-line MrtlabError.
+    ``partial``: load only the tensors whose name and shape fit (a warm start from a
+    related model) and return the names of the model's tensors left as they were."""
     try:
         state = load_file(str(weights))
     except (SafetensorError, OSError, ValueError) as e:
         raise MrtlabError(f"cannot read {what} {weights}: {e}") from None
     state = {k.removeprefix(prefix): v for k, v in state.items()}
+    if partial:
+        own = model.state_dict()
+        fits = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+        if not fits:
+            raise MrtlabError(f"{what} {weights} share no tensor with the recipe's model")
+        model.load_state_dict(fits, strict=False)
+        return [k for k in own if k not in fits]
     try:
         missing, unexpected = model.load_state_dict(state, strict=False)
     except RuntimeError:  # a tensor of the wrong shape
@@ -92,6 +101,7 @@ def load_weights(model: torch.nn.Module, weights: str | Path, what: str = "model
     if missing or unexpected:
         raise MrtlabError(f"{what} {weights} do not fit the recipe's model "
                           f"({len(missing)} missing, {len(unexpected)} unexpected tensors)")
+    return []
 
 
 def identify(model, model_cfg: dict, source: str):

@@ -33,6 +33,7 @@ class TrainConfig:
     # stages and losses: loss = rate_weight·bpp + Σ weight·term
     stage: int = 1
     init: str = ""
+    init_partial: bool = False  # stage 1: load only the tensors of ``init`` that fit (warm start)
     rate_weight: float = 0.0
     mse: float = 1.0
     msssim: float = 0.0

@@ -81,7 +81,7 @@ def freeze_encoder(model: nn.Module, crop: int) -> int:
 def start_stage(model: nn.Module, cfg) -> None:
     """Load ``train.init`` if given; in stage 2 (which needs it) freeze the encoder side."""
     if cfg.init:
-        load_init(model, cfg.init)
+        load_init(model, cfg.init, cfg.init_partial and cfg.stage == 1)
     if cfg.stage == 2:
         if not cfg.init:
             raise MrtlabError("stage 2 starts from a stage-1 model: set train.init")
@@ -90,9 +90,14 @@ def start_stage(model: nn.Module, cfg) -> None:
         freeze_encoder(model, cfg.crop)
 
 
-def load_init(model: nn.Module, path: str | Path) -> None:
+def load_init(model: nn.Module, path: str | Path, partial: bool = False) -> None:
     """Start from an exported model (``x.safetensors``), a run folder (its exported
-    ``model.safetensors``) or a checkpoint folder (``state/``: the raw weights)."""
+    ``model.safetensors``) or a checkpoint folder (``state/``: the raw weights).
+    ``partial``: a warm start; tensors the file lacks (e.g. a new entropy model) start fresh."""
     path = Path(path)
     weights = path / "model.safetensors" if path.is_dir() else path.with_suffix(".safetensors")
-    load_weights(model, weights, "initial weights", prefix="codec.")  # checkpoints wrap the codec
+    fresh = load_weights(model, weights, "initial weights", prefix="codec.",  # checkpoints wrap the codec
+                         partial=partial)
+    if fresh:
+        parts = sorted({k.split(".")[0] for k in fresh})
+        print(f"warm start from {weights}: {len(fresh)} tensors start fresh ({', '.join(parts)})")
