@@ -181,7 +181,7 @@ def cmd_bench(args) -> int:
         print(line, file=sys.stderr, flush=True)
     if args.what == "codec":
         from .bench import codec as bench
-        rows = bench.run(args.model or "demo", args.data, args.limit, args.threads,
+        rows = bench.run(args.model, args.data, args.limit, args.threads,
                          args.compressai_python, not args.no_compressai, progress)
         print(bench.table(rows))
     if args.what == "mixers":
@@ -236,7 +236,7 @@ def cmd_eval(args) -> int:
         if args.bpp:
             raise MrtlabError("--bpp sets the targets of a baseline (--baseline jpeg|webp)")
         tokens = number_list(args.tokens, int, "--tokens") if args.tokens else None
-        codec = run.ModelCodec(load_model(args.model or "demo"), tokens)
+        codec = run.ModelCodec(load_model(args.model), tokens)
     report = None
     if args.report:
         from .eval.report import Report
@@ -265,12 +265,13 @@ def cmd_bdrate(args) -> int:
     metric = {"msssim": "ms-ssim", "ms_ssim": "ms-ssim"}.get(args.metric, args.metric)
     anchor, *tests = [load(f) for f in args.files]
     for test in tests:
-        value, notes = bd_rate(anchor, test, metric, args.method)
+        value, notes = bd_rate(anchor, test, metric, args.method, args.max_bpp)
         for note in notes:
             print(f"mrtlab: note: {note}", file=sys.stderr)
         value = round(value, 2) + 0.0  # no "-0.00"
         word = "fewer" if value < 0 else "more" if value > 0 else "as many"
-        print(f"BD-rate of {test.name} against {anchor.name} ({metric}): {value:+.2f} %"
+        within = f", ≤ {args.max_bpp} bpp" if args.max_bpp is not None else ""
+        print(f"BD-rate of {test.name} against {anchor.name} ({metric}{within}): {value:+.2f} %"
               f"  ({word} bits for the same {metric})")
     return 0
 
@@ -283,7 +284,7 @@ def cmd_plot(args) -> int:
     check_writable(Path(args.output), args.force)
     curves = [load(f) for f in args.files] + (reference_curves(args.reference) if args.reference else [])
     metrics = args.metric.split(",") if args.metric else None
-    out = plot(curves, args.output, metrics, title=args.title, logx=args.logx)
+    out = plot(curves, args.output, metrics, title=args.title, logx=args.logx, max_bpp=args.max_bpp)
     print(f"plot: {out}")
     return 0
 
@@ -294,7 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("compress", help="images → .mrt files")
     c.add_argument("images", nargs="+")
     c.add_argument("-o", "--output", help="output folder (or file name for one image)")
-    c.add_argument("-m", "--model", default="demo", help="bundled model name or weights path")
+    c.add_argument("-m", "--model", help="bundled model name or weights path (default: the bundled default)")
     c.add_argument("-f", "--force", action="store_true", help="overwrite existing outputs")
     rate = c.add_mutually_exclusive_group()
     rate.add_argument("--tokens", type=int, help="latent tokens kept per window (variable-rate "
@@ -322,7 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="skip a size predicted to take longer than this many seconds")
     b.add_argument("--ops-T", dest="ops_T", type=int, default=4096,
                    help="T of the chunked-vs-recurrent op comparison (0: skip)")
-    b.add_argument("-m", "--model", help="codec: model to time (default: demo)")
+    b.add_argument("-m", "--model", help="codec: model to time (default: the bundled default)")
     b.add_argument("--data", help=f"codec: image folder (default: {'../shared/data/kodak'})")
     b.add_argument("--limit", type=int, help="codec: only the first N images")
     b.add_argument("--threads", type=int, default=2, help="codec: torch threads (both codecs)")
@@ -332,7 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--no-compressai", action="store_true", help="codec: skip compressai")
     e = sub.add_parser("eval", help="metrics on real bitstreams: eval --data DIR [--model M] --out results.json")
     e.add_argument("--data", required=True, help="folder of images")
-    e.add_argument("-m", "--model", help="bundled model name or weights path (default: demo)")
+    e.add_argument("-m", "--model", help="bundled model name or weights path (default: the bundled default)")
     e.add_argument("--baseline", choices=["jpeg", "webp"], help="evaluate Pillow JPEG/WebP instead")
     e.add_argument("--bpp", help="target rates of a baseline, e.g. 0.05,0.1,0.2")
     e.add_argument("--tokens", help="latent tokens per window, one rate point each, e.g. 1,2,4")
@@ -348,6 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
     bd.add_argument("files", nargs="+", help="anchor, then one or more tests (files or reference names)")
     bd.add_argument("--metric", default="psnr", help="psnr, ms-ssim, lpips, dists, fid or kid")
     bd.add_argument("--method", default="pchip", help="interpolation: pchip (default), akima, cubic")
+    bd.add_argument("--max-bpp", type=float, help="use only the rate points at or below this bpp")
     pl = sub.add_parser("plot", help="RD curves: plot A.json B.json ... -o rd.png")
     pl.add_argument("files", nargs="*", help="results files or reference names")
     pl.add_argument("-o", "--output", default="rd.png", help="image file (.png, .svg, .pdf)")
@@ -356,6 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--reference", help="add the published curves of a dataset (kodak, clic2020, clic2020test)")
     pl.add_argument("--title")
     pl.add_argument("--logx", action="store_true", help="logarithmic bpp axis")
+    pl.add_argument("--max-bpp", type=float, help="draw only the points at or below this bpp")
     sub.add_parser("train", help="train from a recipe: train --config RECIPE.yaml [--key value ...]",
                    add_help=False)
     return p

@@ -158,7 +158,7 @@ def test_file_from_another_model(tmp_path, small_png, tiny_model_file, capsys):
     f = tmp_path / "small.mrt"
     code, _, err = run(capsys, "decompress", f, "-o", tmp_path / "a")
     assert code != 0 and "not bundled" in one_error_line(err)
-    code, _, err = run(capsys, "decompress", f, "-o", tmp_path / "b", "--model", "demo")
+    code, _, err = run(capsys, "decompress", f, "-o", tmp_path / "b", "--model", "default")
     assert code != 0 and "another model" in one_error_line(err)
     code, _, err = run(capsys, "decompress", f, "-o", tmp_path / "c", "--model", tiny_model_file)
     assert code == 0, err
@@ -169,7 +169,7 @@ def test_wrong_model_argument(tmp_path, small_png, capsys):
     assert code != 0 and "not found" in one_error_line(err)
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(b"not safetensors at all")
-    (tmp_path / "bad.yaml").write_text((BUNDLED_DIR / "demo.yaml").read_text())
+    (tmp_path / "bad.yaml").write_text((BUNDLED_DIR / "default.yaml").read_text())
     code, _, err = run(capsys, "compress", small_png, "-o", tmp_path, "--model", bad)
     assert code != 0 and "cannot read model weights" in one_error_line(err)
     (tmp_path / "bad.yaml").write_text("model: [1, 2\n")
@@ -221,8 +221,10 @@ def test_rate_options(tmp_path, small_png, tiny_model_file, capsys):
     code, _, err = run(capsys, "compress", small_png, "-o", tmp_path, "--model", tiny_model_file,
                        "--tokens", "1")
     assert code != 0 and "fixed rate" in one_error_line(err)
-    code, _, err = run(capsys, "compress", small_png, "-o", tmp_path, "--bpp", "0.05")
-    assert code != 0 and "variable-rate" in one_error_line(err)
+    code, _, err = run(capsys, "compress", small_png, "-o", tmp_path / "k1", "--tokens", "1")
+    assert code == 0, err            # the bundled default is variable-rate
+    code, _, err = run(capsys, "compress", small_png, "-o", tmp_path / "k5", "--tokens", "5")
+    assert code != 0 and "between 1 and 4" in one_error_line(err)
     code, _, err = run(capsys, "compress", small_png, "-o", tmp_path, "--model", tiny_model_file,
                        "--tokens", "2")   # all of the tiny model's tokens: accepted
     assert code == 0, err
@@ -253,4 +255,4 @@ def test_models_lists_fingerprint_and_rate(capsys):
     code, out, _ = run(capsys, "models")
     assert code == 0
     name, fp, rate, _ = out.splitlines()[0].split("\t")
-    assert name == "demo" and len(fp) == 8 and rate == "fixed rate (4 tokens)"
+    assert name == "default" and len(fp) == 8 and rate == "tokens 1…4 (--tokens/--bpp)"

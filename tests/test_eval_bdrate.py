@@ -52,3 +52,12 @@ def test_undefined_cases_are_errors():
         bd_rate(a, a, "lpips")
     with pytest.raises(MrtlabError, match="unknown interpolation"):
         bd_rate(a, a, "psnr", method="spline")
+
+
+def test_max_bpp_keeps_only_the_low_rate_points():
+    a = curve(BPP, psnr=PSNR)
+    # above 0.05 bpp the test curve is far worse; below, it needs half the rate
+    test = curve([0.01, 0.02, 0.5, 0.9], psnr=[24.0, 26.5, 26.6, 26.7])
+    assert bd_rate(a, test, "psnr", max_bpp=0.05)[0] == pytest.approx(-50, abs=1e-6)
+    with pytest.raises(MrtlabError, match="1 rate point at ≤ 0.03 bpp"):
+        bd_rate(a, test, "psnr", max_bpp=0.03)

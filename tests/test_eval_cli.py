@@ -147,6 +147,8 @@ def test_bdrate_and_plot_on_results(capsys, tmp_path):
         code, out, err = run(capsys, "bdrate", tmp_path / "a.json", tmp_path / "b.json", "--metric", metric)
         assert code == 0, err
         assert f"BD-rate of B against A ({metric}): -50.00 %" in out
+    code, out, err = run(capsys, "bdrate", tmp_path / "a.json", tmp_path / "b.json", "--max-bpp", "0.2")
+    assert code == 0 and "BD-rate of B against A (psnr, ≤ 0.2 bpp): -50.00 %" in out, err
     png = tmp_path / "rd.png"
     code, out, err = run(capsys, "plot", tmp_path / "a.json", tmp_path / "b.json", "--reference",
                          "kodak", "-o", png)
@@ -311,3 +313,20 @@ def test_accelerate_launch_splits_the_images(capsys, tmp_path, images, tiny_mode
     assert dist["results"]["psnr"] == pytest.approx(single["results"]["psnr"])
     assert proc.stdout.count("results:") == 1  # only the main process writes and prints
     assert len(list((tmp_path / "report" / "img").iterdir())) == 3 and (tmp_path / "report" / "index.html").is_file()
+
+
+def test_plot_max_bpp_draws_only_the_low_rate_points(tmp_path, monkeypatch):
+    import matplotlib.axes
+
+    from mrtlab.eval.curves import load
+    from mrtlab.eval.plot import plot
+
+    drawn, draw = [], matplotlib.axes.Axes.plot
+
+    def recording(ax, x, *args, **kwargs):
+        drawn.append(x)
+        return draw(ax, x, *args, **kwargs)
+    monkeypatch.setattr(matplotlib.axes.Axes, "plot", recording)
+    vtm = load("kodak_vtm")
+    plot([vtm], tmp_path / "rd.png", ["psnr"], max_bpp=0.5)
+    assert drawn == [[b for b in sorted(vtm.bpp) if b <= 0.5]] and max(vtm.bpp) > 0.5

@@ -58,7 +58,7 @@ def test_container_roundtrip_and_header_size():
 
 def test_bundled_model_astronaut_rate(astronaut_png):
     from PIL import Image
-    model = load_model("demo")
+    model = load_model()  # the bundled default
     rgb = np.asarray(Image.open(astronaut_png))
     enc = encode(model, rgb)
     assert 8 * enc.bytes / rgb.shape[0] / rgb.shape[1] <= 0.1

@@ -26,9 +26,10 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--out", default="demo_out", help="folder for the demo's files (recreated)")
-    ap.add_argument("--model", default="demo")
+    ap.add_argument("--model", help="bundled model name or weights path (default: the bundled default)")
     args = ap.parse_args()
     out = Path(args.out)
+    model = ["--model", args.model] if args.model else []
     if out.exists():  # the demo's own folder: marked, so nothing else is ever removed
         if not (out / ".mrtlab-demo").exists():
             sys.exit(f"demo: {out} exists and was not made by the demo; choose another --out")
@@ -42,10 +43,10 @@ def main() -> int:
         Image.fromarray(getattr(data, name)()).save(path)
         paths.append(path)
     mrtlab = [sys.executable, "-m", "mrtlab.cli"]
-    subprocess.run(mrtlab + ["compress", *map(str, paths), "-o", str(compressed), "--model", args.model],
+    subprocess.run(mrtlab + ["compress", *map(str, paths), "-o", str(compressed), *model],
                    check=True)
     files = [compressed / f"{p.stem}.mrt" for p in paths]
-    subprocess.run(mrtlab + ["decompress", *map(str, files), "-o", str(decoded), "--model", args.model],
+    subprocess.run(mrtlab + ["decompress", *map(str, files), "-o", str(decoded), *model],
                    check=True)
 
     print(f"\n{'image':<10} {'size':>9} {'bytes':>6} {'bpp':>7} {'PSNR dB':>8}")

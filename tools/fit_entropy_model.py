@@ -4,7 +4,7 @@ The tokenizer, quantizer and decoder stay as they are (so do the symbols of ever
 only the entropy model is replaced and trained, on the symbols of whole training images
 (and their mirror images). This is how the entropy models are compared on one tokenizer:
 
-    python tools/fit_entropy_model.py --model demo --entropy rcm --out runs/demo_rcm
+    python tools/fit_entropy_model.py --model runs/demo/model.safetensors --entropy rcm --out runs/demo_rcm
     mrtlab bench codec --model runs/demo_rcm.safetensors --no-compressai
 
 Writes ``OUT.safetensors`` + ``OUT.yaml`` (the recipe with the new ``entropy_model``; existing
@@ -57,7 +57,7 @@ def bits_per_symbol(em, groups) -> float:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default="demo")
+    ap.add_argument("--model", help="bundled model name or weights path (default: the bundled default)")
     ap.add_argument("--entropy", required=True, help="registry name, e.g. rcm, hyperprior")
     ap.add_argument("--init-args", default="{}", help='JSON, e.g. \'{"dim": 64}\'')
     ap.add_argument("--data", default="../shared/data/bsds500")
@@ -81,7 +81,7 @@ def fit(args) -> None:
     torch.manual_seed(args.seed)
     random.seed(args.seed)
     model = load_model(args.model)
-    cfg = copy.deepcopy(load_recipe(model_files(args.model)[1])["model"])
+    cfg = copy.deepcopy(load_recipe(model_files(model.source)[1])["model"])
     t0 = time.time()
     groups = collect_symbols(model, args.data, args.limit)
     n = sum(len(q) for q in groups.values())

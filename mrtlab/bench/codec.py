@@ -146,7 +146,7 @@ def mean_row(rows: list[dict], model: str) -> dict:
     return {"model": model, "image": "mean", **{k: float(np.mean([r[k] for r in mine])) for k in keys}}
 
 
-def run(model_name: str, data: str | None, limit: int | None, threads: int,
+def run(model_name: str | None, data: str | None, limit: int | None, threads: int,
         compressai: str | None, with_compressai: bool, progress) -> list[dict]:
     import torch
 

@@ -14,10 +14,13 @@ from .curves import HIGHER_IS_BETTER, Curve
 METHODS = ("pchip", "akima", "cubic")
 
 
-def _prepared(curve: Curve, metric: str) -> tuple[np.ndarray, np.ndarray]:
+def _prepared(curve: Curve, metric: str, max_bpp: float | None) -> tuple[np.ndarray, np.ndarray]:
     rate, quality = np.array(curve.bpp), np.array(curve.get(metric))
+    if max_bpp is not None:
+        rate, quality = rate[rate <= max_bpp], quality[rate <= max_bpp]
     if len(rate) < 2:
-        raise MrtlabError(f"{curve.path}: {len(rate)} rate point; BD-rate needs at least 2")
+        within = f" at ≤ {max_bpp} bpp" if max_bpp is not None else ""
+        raise MrtlabError(f"{curve.path}: {len(rate)} rate point{within}; BD-rate needs at least 2")
     if np.any(rate <= 0):
         raise MrtlabError(f"{curve.path}: every bpp must be positive for BD-rate")
     if not HIGHER_IS_BETTER.get(metric, True):
@@ -30,13 +33,15 @@ def _prepared(curve: Curve, metric: str) -> tuple[np.ndarray, np.ndarray]:
     return rate, quality
 
 
-def bd_rate(anchor: Curve, test: Curve, metric: str, method: str = "pchip") -> tuple[float, list[str]]:
-    """(BD-rate in %, notes such as a small overlap of the two curves)."""
+def bd_rate(anchor: Curve, test: Curve, metric: str, method: str = "pchip",
+            max_bpp: float | None = None) -> tuple[float, list[str]]:
+    """(BD-rate in %, notes such as a small overlap of the two curves); ``max_bpp``: only
+    the points of both curves at or below that rate (e.g. the extreme-rate range)."""
     bjontegaard = need("bjontegaard")
     if method not in METHODS:
         raise MrtlabError(f"unknown interpolation {method!r} (known: {', '.join(METHODS)})")
-    ra, qa = _prepared(anchor, metric)
-    rt, qt = _prepared(test, metric)
+    ra, qa = _prepared(anchor, metric, max_bpp)
+    rt, qt = _prepared(test, metric, max_bpp)
     if qa.max() <= qt.min() or qt.max() <= qa.min():
         raise MrtlabError(f"the curves do not overlap in {metric}: {anchor.name} spans "
                           f"{_span(qa, metric)}, {test.name} spans {_span(qt, metric)}")

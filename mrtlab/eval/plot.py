@@ -13,7 +13,9 @@ LABELS = {"psnr": "PSNR (dB) ↑", "ms-ssim": "MS-SSIM ↑", "lpips": "LPIPS ↓
 
 
 def plot(curves: list[Curve], out: str | Path, metrics: list[str] | None = None,
-         title: str | None = None, logx: bool = False) -> Path:
+         title: str | None = None, logx: bool = False, max_bpp: float | None = None) -> Path:
+    """One panel per metric; ``max_bpp`` keeps only the points at or below that rate (so
+    published curves that reach several bpp do not squeeze the extreme-rate range)."""
     need("matplotlib").use("Agg")
     import matplotlib.pyplot as plt
 
@@ -30,7 +32,9 @@ def plot(curves: list[Curve], out: str | Path, metrics: list[str] | None = None,
     for ax, m in zip(axes[0], metrics):
         for c in curves:
             if c.has(m):
-                pts = sorted(zip(c.bpp, c.get(m)))
+                pts = [p for p in sorted(zip(c.bpp, c.get(m))) if max_bpp is None or p[0] <= max_bpp]
+                if not pts:
+                    continue
                 style = "--" if c.source else "-"
                 ax.plot([p[0] for p in pts], [p[1] for p in pts], style, marker="o", ms=4,
                         label=c.name)
