@@ -256,3 +256,32 @@ def test_models_lists_fingerprint_and_rate(capsys):
     assert code == 0
     name, fp, rate, _ = out.splitlines()[0].split("\t")
     assert name == "default" and len(fp) == 8 and rate == "tokens 1…4 (--tokens/--bpp)"
+
+
+def test_bundle_model_ships_half_weights_and_does_not_overwrite(tmp_path, tiny_model_file, monkeypatch,
+                                                               capsys):
+    import runpy
+    from pathlib import Path
+
+    import torch
+    from safetensors.torch import load_file
+
+    from mrtlab.models import zoo
+
+    monkeypatch.setattr(zoo, "BUNDLED_DIR", tmp_path)
+    zoo._load_model.cache_clear()  # "default" now names the bundled copy in tmp_path
+    try:
+        tool = runpy.run_path(str(Path(__file__).parents[1] / "tools" / "bundle_model.py"))
+        tool["main"]([str(tiny_model_file), "default"])
+        weights = load_file(str(tmp_path / "default.safetensors"))
+        assert {v.dtype for v in weights.values() if v.is_floating_point()} == {torch.float16}
+        shipped, source = zoo.load_model("default"), zoo.load_model(str(tiny_model_file))
+        assert f"fingerprint {shipped.fingerprint.hex()}" in capsys.readouterr().out
+        for (name, a), b in zip(shipped.state_dict().items(), source.state_dict().values()):
+            assert a.dtype == b.dtype and torch.allclose(a, b, rtol=1e-3, atol=1e-4), name
+        with pytest.raises(SystemExit, match="exists; pass --force"):
+            tool["main"]([str(tiny_model_file), "default"])
+        with pytest.raises(SystemExit, match="none.safetensors. not found"):
+            tool["main"]([str(tmp_path / "none.safetensors"), "default", "--force"])
+    finally:
+        zoo._load_model.cache_clear()

@@ -13,6 +13,8 @@ import pytest
 from PIL import Image
 from skimage import data as skdata
 
+from mrtlab.errors import MrtlabError
+
 from .test_cli import one_error_line, run
 
 
@@ -149,6 +151,8 @@ def test_bdrate_and_plot_on_results(capsys, tmp_path):
         assert f"BD-rate of B against A ({metric}): -50.00 %" in out
     code, out, err = run(capsys, "bdrate", tmp_path / "a.json", tmp_path / "b.json", "--max-bpp", "0.2")
     assert code == 0 and "BD-rate of B against A (psnr, ≤ 0.2 bpp): -50.00 %" in out, err
+    code, _, err = run(capsys, "bdrate", tmp_path / "a.json", tmp_path / "b.json", "--max-bpp", "0.1")
+    assert code == 1 and "a.json: 1 rate point at ≤ 0.1 bpp" in one_error_line(err)
     png = tmp_path / "rd.png"
     code, out, err = run(capsys, "plot", tmp_path / "a.json", tmp_path / "b.json", "--reference",
                          "kodak", "-o", png)
@@ -330,3 +334,5 @@ def test_plot_max_bpp_draws_only_the_low_rate_points(tmp_path, monkeypatch):
     vtm = load("kodak_vtm")
     plot([vtm], tmp_path / "rd.png", ["psnr"], max_bpp=0.5)
     assert drawn == [[b for b in sorted(vtm.bpp) if b <= 0.5]] and max(vtm.bpp) > 0.5
+    with pytest.raises(MrtlabError, match="no psnr point at ≤ 0.001 bpp"):
+        plot([vtm], tmp_path / "rd.png", ["psnr"], max_bpp=0.001)

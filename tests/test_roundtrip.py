@@ -60,10 +60,13 @@ def test_bundled_model_astronaut_rate(astronaut_png):
     from PIL import Image
     model = load_model()  # the bundled default
     rgb = np.asarray(Image.open(astronaut_png))
-    enc = encode(model, rgb)
-    assert 8 * enc.bytes / rgb.shape[0] / rgb.shape[1] <= 0.1
-    out, symbols = decode(model, enc.data)
-    assert out.shape == (512, 512, 3) and torch.equal(symbols, enc.symbols)
+    sizes = []
+    for k in (1, 4):
+        enc = encode(model, rgb, tokens=k)
+        sizes.append(enc.bytes)
+        out, symbols = decode(model, enc.data)
+        assert out.shape == (512, 512, 3) and torch.equal(symbols, enc.symbols)
+    assert sizes[0] < sizes[1] and 8 * sizes[1] / rgb.shape[0] / rgb.shape[1] <= 0.06
 
 
 def variable_rate_model():

@@ -190,7 +190,7 @@ def test_init_from_a_run_or_its_checkpoint(tmp_path, folder):
         load_init(fresh(dict(TINY, dim=16)), tmp_path)
 
 
-def test_warm_start_loads_what_fits_and_leaves_the_rest_fresh(tmp_path, folder, capsys):
+def test_warm_start_loads_what_fits_and_leaves_the_rest_fresh(tmp_path, folder):
     from mrtlab.train.stages import load_init
 
     train(fresh(), TINY, tiny_train(tmp_path, folder, steps=1))
@@ -200,10 +200,21 @@ def test_warm_start_loads_what_fits_and_leaves_the_rest_fresh(tmp_path, folder, 
     with pytest.raises(MrtlabError, match="do not fit"):  # strict unless asked
         load_init(fresh(variable), tmp_path)
     model, before = fresh(variable, seed=7), fresh(variable, seed=7).state_dict()
-    load_init(model, tmp_path, partial=True)
+    left = load_init(model, tmp_path, partial=True)
     for n, p in model.state_dict().items():
         assert torch.equal(p, exported[n] if n in exported else before[n]), n
-    assert "start fresh (dropped_token, entropy_model)" in capsys.readouterr().out
+    assert {n.split(".")[0] for n in left} == {"dropped_token", "entropy_model"}
+
+
+def test_warm_start_through_the_loop(tmp_path, folder, capsys):
+    train(fresh(), TINY, tiny_train(tmp_path / "a", folder, steps=1))
+    variable = dict(TINY, nested_dropout=True)
+    train(fresh(variable), variable, tiny_train(tmp_path / "b", folder, steps=1, init=str(tmp_path / "a"),
+                                                init_partial=True))
+    assert "1 tensors start fresh (dropped_token)" in capsys.readouterr().err
+    for bad in (dict(init=""), dict(init=str(tmp_path / "a"), stage=2)):
+        with pytest.raises(MrtlabError, match="init_partial is a stage-1 warm start"):
+            train(fresh(variable), variable, tiny_train(tmp_path / "c", folder, init_partial=True, **bad))
 
 
 def test_export_holds_the_ema_weights(tmp_path, folder):

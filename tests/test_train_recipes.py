@@ -59,6 +59,15 @@ def test_stage2_recipes_continue_their_stage1(stage1):
     assert two["train"]["out"] != one["train"]["out"]
 
 
+def test_default_recipe_warm_starts_the_demo_network():
+    demo = yaml.safe_load((RECIPES / "mrt" / "demo.yaml").read_text())
+    default = yaml.safe_load((RECIPES / "mrt" / "default.yaml").read_text())
+    assert default["train"]["init"] == demo["train"]["out"] + "/model.safetensors"
+    assert default["train"]["init_partial"] and default["model"]["nested_dropout"]
+    network = {k: v for k, v in default["model"].items() if k not in ("nested_dropout", "entropy_model")}
+    assert network == {k: v for k, v in demo["model"].items() if k != "entropy_model"}
+
+
 def test_cpu_recipes_use_bsds500_with_a_held_out_folder():
     for path in (RECIPES / "mrt" / "cpu.yaml", RECIPES / "baselines" / "cnn2d.yaml"):
         train = yaml.safe_load(path.read_text())["train"]

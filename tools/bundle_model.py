@@ -11,9 +11,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from mrtlab.config import load_recipe
 from mrtlab.errors import MrtlabError
-from mrtlab.models.zoo import BUNDLED, BUNDLED_DIR, load_model, model_files, save_model
+from mrtlab.models.zoo import BUNDLED, BUNDLED_DIR, load_model, save_model
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -27,10 +26,9 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"bundle_model: error: {stem}.safetensors exists; pass --force to replace it")
     try:
         model = load_model(args.weights)
-        cfg = load_recipe(model_files(args.weights)[1])["model"]
     except MrtlabError as e:
         sys.exit(f"bundle_model: error: {e}")
-    path = save_model(model, cfg, stem, half=True)
+    path = save_model(model, model.config, stem, half=True)
     shipped = load_model(args.name)
     print(f"{path}: {path.stat().st_size / 1e6:.1f} MB, fingerprint {shipped.fingerprint.hex()}")
 

@@ -5,6 +5,8 @@ only the entropy model is replaced and trained, on the symbols of whole training
 (and their mirror images). This is how the entropy models are compared on one tokenizer:
 
     python tools/fit_entropy_model.py --model runs/demo/model.safetensors --entropy rcm --out runs/demo_rcm
+
+(``runs/demo`` is what ``mrtlab train --config recipes/mrt/demo.yaml`` writes.)
     mrtlab bench codec --model runs/demo_rcm.safetensors --no-compressai
 
 Writes ``OUT.safetensors`` + ``OUT.yaml`` (the recipe with the new ``entropy_model``; existing
@@ -26,9 +28,9 @@ from pathlib import Path
 import torch
 
 from mrtlab.codec.image_io import check_writable, load_rgb
-from mrtlab.config import build_model, load_recipe
+from mrtlab.config import build_model
 from mrtlab.errors import MrtlabError
-from mrtlab.models.zoo import load_model, model_files, save_model
+from mrtlab.models.zoo import load_model, save_model
 from mrtlab.train.data import image_files
 
 
@@ -81,7 +83,7 @@ def fit(args) -> None:
     torch.manual_seed(args.seed)
     random.seed(args.seed)
     model = load_model(args.model)
-    cfg = copy.deepcopy(load_recipe(model_files(model.source)[1])["model"])
+    cfg = copy.deepcopy(model.config)
     t0 = time.time()
     groups = collect_symbols(model, args.data, args.limit)
     n = sum(len(q) for q in groups.values())

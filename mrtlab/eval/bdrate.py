@@ -15,18 +15,16 @@ METHODS = ("pchip", "akima", "cubic")
 
 
 def _prepared(curve: Curve, metric: str, max_bpp: float | None) -> tuple[np.ndarray, np.ndarray]:
-    rate, quality = np.array(curve.bpp), np.array(curve.get(metric))
-    if max_bpp is not None:
-        rate, quality = rate[rate <= max_bpp], quality[rate <= max_bpp]
+    pts = curve.points(metric, max_bpp)
+    rate, quality = np.array([p[0] for p in pts]), np.array([p[1] for p in pts])
     if len(rate) < 2:
         within = f" at ≤ {max_bpp} bpp" if max_bpp is not None else ""
-        raise MrtlabError(f"{curve.path}: {len(rate)} rate point{within}; BD-rate needs at least 2")
+        raise MrtlabError(f"{curve.path}: {len(rate)} rate point{'' if len(rate) == 1 else 's'}{within}; "
+                          "BD-rate needs at least 2")
     if np.any(rate <= 0):
         raise MrtlabError(f"{curve.path}: every bpp must be positive for BD-rate")
     if not HIGHER_IS_BETTER.get(metric, True):
         quality = -quality
-    order = np.argsort(rate)
-    rate, quality = rate[order], quality[order]
     if np.any(np.diff(rate) <= 0) or np.any(np.diff(quality) <= 0):
         raise MrtlabError(f"{curve.path}: {metric} does not improve strictly with rate; "
                           "BD-rate is undefined for such a curve")

@@ -34,6 +34,10 @@ class Curve:
     def has(self, metric: str) -> bool:
         return any(k in self.metrics for k in ALIASES.get(metric, (metric,)))
 
+    def points(self, metric: str, max_bpp: float | None = None) -> list[tuple[float, float]]:
+        """(bpp, value) sorted by rate; only those at or below ``max_bpp`` if given."""
+        return [p for p in sorted(zip(self.bpp, self.get(metric))) if max_bpp is None or p[0] <= max_bpp]
+
 
 def references(dataset: str | None = None) -> dict[str, Path]:
     """Shipped reference curves by stem (``kodak_vtm``…), optionally for one dataset."""

@@ -30,14 +30,17 @@ def plot(curves: list[Curve], out: str | Path, metrics: list[str] | None = None,
         raise MrtlabError(f"{out}: the plot is written as .png, .svg or .pdf")
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.6 * len(metrics), 4), squeeze=False)
     for ax, m in zip(axes[0], metrics):
+        drawn = 0
         for c in curves:
-            if c.has(m):
-                pts = [p for p in sorted(zip(c.bpp, c.get(m))) if max_bpp is None or p[0] <= max_bpp]
-                if not pts:
-                    continue
+            pts = c.points(m, max_bpp) if c.has(m) else []
+            if pts:
+                drawn += 1
                 style = "--" if c.source else "-"
                 ax.plot([p[0] for p in pts], [p[1] for p in pts], style, marker="o", ms=4,
                         label=c.name)
+        if not drawn:
+            plt.close(fig)
+            raise MrtlabError(f"no {m} point at ≤ {max_bpp} bpp to draw")
         ax.set_xlabel("bpp (whole file)")
         ax.set_ylabel(LABELS.get(m, m) if m in HIGHER_IS_BETTER else m)
         if logx:

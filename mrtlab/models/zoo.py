@@ -62,11 +62,14 @@ def model_files(name_or_path: str) -> tuple[Path, Path]:
     return weights, recipe
 
 
-@functools.lru_cache(maxsize=4)
 def load_model(name_or_path: str | None = None):
     """Build the model from its recipe and load its weights (the bundled default when
-    no name is given); sets ``.fingerprint``."""
-    name_or_path = name_or_path or DEFAULT_MODEL
+    no name is given); sets ``.fingerprint`` and ``.config`` (the recipe's model section)."""
+    return _load_model(name_or_path or DEFAULT_MODEL)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_model(name_or_path: str):
     from ..config import build_model, load_recipe
 
     weights, recipe = model_files(name_or_path)
@@ -110,5 +113,5 @@ def identify(model, model_cfg: dict, source: str):
     """Put the model in coding mode and give it the fingerprint that files carry."""
     model.eval()
     model.fingerprint = fingerprint(model, model_cfg)
-    model.source = source
+    model.config, model.source = model_cfg, source
     return model

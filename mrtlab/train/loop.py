@@ -38,7 +38,7 @@ def train(model, model_cfg: dict, cfg: TrainConfig) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     acc = accelerator(model, cfg)
     set_seed(cfg.seed)
-    start_stage(model, cfg)
+    fresh = start_stage(model, cfg)
     step_mod = CodecStep(model, cfg.stage, cfg.rate_weight > 0)
     opt = torch.optim.AdamW([p for p in step_mod.parameters() if p.requires_grad], lr=cfg.lr,
                             weight_decay=cfg.weight_decay)
@@ -58,6 +58,10 @@ def train(model, model_cfg: dict, cfg: TrainConfig) -> Path:
 
     recipe = json.loads(json.dumps({"train": vars(cfg), "model": model_cfg}, default=str))
     start = resume(acc, state_dir, recipe)
+    if fresh and start == 0 and acc.is_main_process:
+        parts = ", ".join(sorted({name.split(".")[0] for name in fresh}))
+        print(f"mrtlab: note: warm start from {cfg.init}: {len(fresh)} tensors start fresh ({parts})",
+              file=sys.stderr)
     sampler = ShardSampler(start, cfg.steps, cfg.batch_size, cfg.grad_accum,
                            acc.process_index, acc.num_processes)
     loader = torch.utils.data.DataLoader(RandomCrops(cfg.data, cfg.crop, cfg.seed), sampler=sampler,
@@ -105,6 +109,8 @@ def check_settings(cfg: TrainConfig) -> None:
     """Combinations the loop cannot train, refused before anything starts."""
     if cfg.align and not cfg.teacher:
         raise MrtlabError("train.align needs a teacher model: set train.teacher")
+    if cfg.init_partial and (cfg.stage != 1 or not cfg.init):
+        raise MrtlabError("train.init_partial is a stage-1 warm start: it needs train.init and stage 1")
     if cfg.mixed_precision == "fp16" and cfg.adv:
         # Accelerate's one GradScaler would unscale the discriminator's gradients twice
         raise MrtlabError("train.mixed_precision fp16 cannot train the adversarial loss (train.adv); "

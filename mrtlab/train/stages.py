@@ -78,26 +78,24 @@ def freeze_encoder(model: nn.Module, crop: int) -> int:
     return len(frozen)
 
 
-def start_stage(model: nn.Module, cfg) -> None:
-    """Load ``train.init`` if given; in stage 2 (which needs it) freeze the encoder side."""
-    if cfg.init:
-        load_init(model, cfg.init, cfg.init_partial and cfg.stage == 1)
+def start_stage(model: nn.Module, cfg) -> list[str]:
+    """Load ``train.init`` if given; in stage 2 (which needs it) freeze the encoder side.
+    Returns the tensors a warm start (``init_partial``) left fresh."""
+    fresh = load_init(model, cfg.init, cfg.init_partial) if cfg.init else []
     if cfg.stage == 2:
         if not cfg.init:
             raise MrtlabError("stage 2 starts from a stage-1 model: set train.init")
         if cfg.align:
             raise MrtlabError("train.align is a stage-1 loss (stage 2 freezes the encoder)")
         freeze_encoder(model, cfg.crop)
+    return fresh
 
 
-def load_init(model: nn.Module, path: str | Path, partial: bool = False) -> None:
+def load_init(model: nn.Module, path: str | Path, partial: bool = False) -> list[str]:
     """Start from an exported model (``x.safetensors``), a run folder (its exported
     ``model.safetensors``) or a checkpoint folder (``state/``: the raw weights).
     ``partial``: a warm start; tensors the file lacks (e.g. a new entropy model) start fresh."""
     path = Path(path)
     weights = path / "model.safetensors" if path.is_dir() else path.with_suffix(".safetensors")
-    fresh = load_weights(model, weights, "initial weights", prefix="codec.",  # checkpoints wrap the codec
-                         partial=partial)
-    if fresh:
-        parts = sorted({k.split(".")[0] for k in fresh})
-        print(f"warm start from {weights}: {len(fresh)} tensors start fresh ({', '.join(parts)})")
+    return load_weights(model, weights, "initial weights", prefix="codec.",  # checkpoints wrap the codec
+                        partial=partial)
