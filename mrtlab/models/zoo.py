@@ -17,6 +17,7 @@ from ..errors import MrtlabError
 BUNDLED_DIR = Path(str(resources.files("mrtlab.models") / "bundled"))
 BUNDLED = {
     "default": "Variable-rate MRT trained on 2 CPU cores on BSDS500; see docs/results.md",
+    "cnn2d": "Its 2-D CNN-latent partner, trained the same way (the 1-D vs 2-D comparison)",
 }
 DEFAULT_MODEL = "default"
 
