@@ -5,9 +5,9 @@ only the entropy model is replaced and trained, on the symbols of whole training
 (and their mirror images). This is how the entropy models are compared on one tokenizer:
 
     python tools/fit_entropy_model.py --model runs/demo/model.safetensors --entropy rcm --out runs/demo_rcm
+    mrtlab bench codec --model runs/demo_rcm.safetensors --no-compressai
 
 (``runs/demo`` is what ``mrtlab train --config recipes/mrt/demo.yaml`` writes.)
-    mrtlab bench codec --model runs/demo_rcm.safetensors --no-compressai
 
 Writes ``OUT.safetensors`` + ``OUT.yaml`` (the recipe with the new ``entropy_model``; existing
 files only with ``--force``) and prints bits per symbol of the old and the new entropy model on
