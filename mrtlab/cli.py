@@ -184,6 +184,13 @@ def cmd_bench(args) -> int:
         rows = bench.run(args.model, args.data, args.limit, args.threads,
                          args.compressai_python, not args.no_compressai, progress)
         print(bench.table(rows))
+    if args.what == "train":
+        from .bench import train as bench
+        if not args.config:
+            raise MrtlabError("bench train needs --config RECIPE.yaml")
+        rows = bench.run(args.config, bench.parse_variants(args.variant or []), args.steps,
+                         args.warmup, args.rounds, progress)
+        print(bench.table(rows))
     if args.what == "mixers":
         from .bench import mixers as bench
         rows = bench.run(mixers=args.mixers or bench.MIXERS, lengths=args.lengths or bench.LENGTHS,
@@ -310,8 +317,8 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("info", help="print the header of .mrt files")
     i.add_argument("files", nargs="+")
     sub.add_parser("models", help="list the bundled models")
-    b = sub.add_parser("bench", help="benchmarks: bench mixers|codec --json OUT.json")
-    b.add_argument("what", choices=["mixers", "codec"])
+    b = sub.add_parser("bench", help="benchmarks: bench mixers|codec|train --json OUT.json")
+    b.add_argument("what", choices=["mixers", "codec", "train"])
     b.add_argument("--json", help="write the rows to this JSON file")
     b.add_argument("--force", action="store_true", help="overwrite an existing --json file")
     b.add_argument("--mixers", nargs="+", help="default: every global mixer")
@@ -331,6 +338,12 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: $MRTLAB_COMPRESSAI_PYTHON, else .venv-compressai/bin/python in the "
                    "current folder or the project root, else this one)")
     b.add_argument("--no-compressai", action="store_true", help="codec: skip compressai")
+    b.add_argument("--config", help="train: the recipe to time")
+    b.add_argument("--variant", action="append", metavar="NAME=--KEY=VALUE[,...]",
+                   help="train: a variant of the recipe (repeatable); the recipe as given runs too")
+    b.add_argument("--steps", type=int, default=12, help="train: steps per run")
+    b.add_argument("--warmup", type=int, default=4, help="train: steps left out of the timing")
+    b.add_argument("--rounds", type=int, default=2, help="train: interleaved runs of every variant")
     e = sub.add_parser("eval", help="metrics on real bitstreams: eval --data DIR [--model M] --out results.json")
     e.add_argument("--data", required=True, help="folder of images")
     e.add_argument("-m", "--model", help="bundled model name or weights path (default: the bundled default)")
