@@ -49,10 +49,12 @@ def _backbone(name: str, folder):
 
     path = weights.weights_file(name, folder)
     if not path.is_file():
-        return Skipped(f"weights not found: {path} (ImageNet {name}; put it there or point "
-                       f"--weights / ${weights.ENV} to its folder)")
+        return Skipped(weights.missing(name, path))
+    try:
+        state = weights.load_state(path)
+    except MrtlabError as e:  # not a tensor file: skipped like a file of the wrong network
+        return Skipped(str(e))
     net = getattr(torchvision.models, name)(weights=None)
-    state = weights.load_state(path)
     feats = {k.removeprefix("features."): v for k, v in state.items() if k.startswith("features.")}
     try:
         net.features.load_state_dict(feats)
