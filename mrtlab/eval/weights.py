@@ -66,8 +66,11 @@ def _first_line(e: Exception) -> str:
     """torch's errors run over many lines; the one that says what is wrong."""
     text = str(e)
     m = re.search(r"WeightsUnpickler error:\s*(\S[^\n]*)", text)
-    line = m.group(1) if m else next((s.strip() for s in text.splitlines() if s.strip()), "")
-    return line.split(". Please")[0] or type(e).__name__
+    lines = [s.strip() for s in text.splitlines() if s.strip()]
+    boilerplate = ("Weights only load failed", "Check the documentation", "Error(s) in loading")
+    useful = [s for s in lines if not s.startswith(boilerplate)]
+    line = m.group(1) if m else (useful or lines or [""])[0]
+    return line.split(". Please")[0][:200] or type(e).__name__
 
 
 def load_state(path: Path) -> dict:
@@ -97,9 +100,8 @@ def check_file(backbone: str, path: Path) -> None:
                                                feature_extractor_weights_path=str(path))
             else:
                 net = getattr(need("torchvision.models"), backbone)(weights=None)
-                if all(k.startswith("features.") for k in state):
-                    net = net.features
-                    state = {k.removeprefix("features."): v for k, v in state.items()}
+                if all(k.startswith("features.") for k in state):  # the convolutional part only
+                    net = torch.nn.ModuleDict({"features": net.features})
                 net.load_state_dict(state, strict=True, assign=True)
     except MrtlabError:
         raise
