@@ -1,6 +1,6 @@
 """Per-image quality metrics on 8-bit RGB: PSNR, MS-SSIM, LPIPS (AlexNet), DISTS (VGG-16).
 
-LPIPS and DISTS need ImageNet backbones that cannot be downloaded here. Each is built only
+LPIPS and DISTS need ImageNet backbones, which evaluation never downloads. Each is built only
 from a local file (see ``weights.py``); when the file is missing the metric is *skipped* with
 the path where it was expected, so a number is never reported without its real weights."""
 from __future__ import annotations
