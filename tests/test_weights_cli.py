@@ -143,7 +143,8 @@ def test_import_bad_arguments(tmp_path, capsys):
     for argv, message in [(["import"], "needs a weights file"),
                           (["import", tmp_path / "nope.pth"], "no such file or folder"),
                           (["import", tmp_path / "empty"], "no .pth, .pt, .bin, .ckpt files"),
-                          (["download", "resnet"], "unknown backbone 'resnet'")]:
+                          (["download", "resnet"], "unknown backbone 'resnet'"),
+                          (["download", "vgg16", "--mirror", "no-scheme"], "cannot download no-scheme/vgg16")]:
         code, _, err = run(capsys, *argv, "--weights", tmp_path)
         assert code == 1 and message in one_error_line(err)
 
@@ -207,7 +208,7 @@ def test_download_of_inception_is_checked_by_loading(server, tmp_path, states, c
     (folder / W.FILES["inception"]).write_bytes(os.urandom(3000))
     code, _, err = run(capsys, "download", "inception", "--mirror", url, "--weights", dst)
     line = one_error_line(err)
-    assert code == 1 and f"downloaded {url}{W.FILES['inception']} is not usable" in line
+    assert code == 1 and f"downloaded {url}{W.FILES['inception']} is not usable: cannot read weights file:" in line
     assert os.listdir(dst) == []
     torch.save(states["inception"], folder / W.FILES["inception"])
     code, _, err = run(capsys, "download", "inception", "--mirror", url, "--weights", dst)

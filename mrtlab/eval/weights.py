@@ -210,13 +210,13 @@ def download(name: str, folder=None, force: bool = False, mirror: str | None = N
     with _staged(dst) as tmp:
         try:
             torch.hub.download_url_to_file(url, str(tmp), HASH_PREFIX[name], progress=progress)
-        except (OSError, RuntimeError, http.client.HTTPException) as e:  # offline, HTTP, hash
+        except (OSError, ValueError, RuntimeError, http.client.HTTPException) as e:  # offline, URL, hash
             raise MrtlabError(f"cannot download {url}: {_first_line(e)}") from None
         if HASH_PREFIX[name] is None:
             try:
                 check_file(name, tmp)
-            except MrtlabError as e:
-                raise MrtlabError(f"downloaded {url} is not usable: {e}") from None
+            except MrtlabError as e:  # named by its URL: the temporary file is gone
+                raise MrtlabError(f"downloaded {url} is not usable: {str(e).replace(str(tmp), 'file')}") from None
     return dst
 
 
