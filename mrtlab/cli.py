@@ -375,7 +375,43 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--max-bpp", type=float, help="draw only the points at or below this bpp")
     sub.add_parser("train", help="train from a recipe: train --config RECIPE.yaml [--key value ...]",
                    add_help=False)
+    add_weights_parser(sub)
     return p
+
+
+def add_weights_parser(sub) -> None:
+    w = sub.add_parser("weights", help="the ImageNet backbones of LPIPS, DISTS, FID: "
+                       "weights list | import FILE_OR_DIR | download [NAMES]")
+    w.add_argument("action", choices=["list", "import", "download"])
+    w.add_argument("sources", nargs="*", metavar="FILE_OR_NAME",
+                   help="import: weights files or folders; download: alexnet, vgg16, inception (default: all)")
+    w.add_argument("--weights", help="weights folder (default: $MRTLAB_WEIGHTS, else torch's hub cache)")
+    w.add_argument("-f", "--force", action="store_true", help="replace an existing weights file")
+    w.add_argument("--mirror", help="download: base URL of a mirror holding the files under their "
+                   "official names, used instead of the official hosts")
+
+
+def cmd_weights(args) -> int:
+    """Lists, imports (after checking that the tensors load) or downloads the backbones."""
+    from .eval import weights as W
+
+    if args.action == "list":
+        print("\n".join(W.status(args.weights)))
+        return 0
+    if args.action == "import":
+        if not args.sources:
+            raise MrtlabError("weights import needs a weights file or a folder of them")
+
+        def one(src: Path):
+            name, dst = W.import_file(src, args.weights, args.force)
+            print(f"{src} -> {dst}  ({name}, for {W.METRICS[name]})")
+
+        return each([f for src in args.sources for f in W.import_sources(Path(src))], one)
+    names = args.sources or list(W.FILES)
+    if unknown := [n for n in names if n not in W.FILES]:
+        raise MrtlabError(f"unknown backbone {unknown[0]!r} (known: {', '.join(W.FILES)})")
+    return each(names, lambda n: print(f"{n.name} -> " + str(W.download(
+        n.name, args.weights, args.force, args.mirror, progress=sys.stderr.isatty()))))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -386,7 +422,7 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         return {"compress": cmd_compress, "decompress": cmd_decompress, "info": cmd_info,
                 "models": cmd_models, "bench": cmd_bench, "eval": cmd_eval, "bdrate": cmd_bdrate,
-                "plot": cmd_plot}[args.command](args)
+                "plot": cmd_plot, "weights": cmd_weights}[args.command](args)
     except MrtlabError as e:
         fail(str(e))
         return 1

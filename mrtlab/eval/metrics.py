@@ -1,6 +1,6 @@
 """Per-image quality metrics on 8-bit RGB: PSNR, MS-SSIM, LPIPS (AlexNet), DISTS (VGG-16).
 
-LPIPS and DISTS need ImageNet backbones that cannot be downloaded here. Each is built only
+LPIPS and DISTS need ImageNet backbones, which evaluation never downloads. Each is built only
 from a local file (see ``weights.py``); when the file is missing the metric is *skipped* with
 the path where it was expected, so a number is never reported without its real weights."""
 from __future__ import annotations
@@ -49,10 +49,12 @@ def _backbone(name: str, folder):
 
     path = weights.weights_file(name, folder)
     if not path.is_file():
-        return Skipped(f"weights not found: {path} (ImageNet {name}; put it there or point "
-                       f"--weights / ${weights.ENV} to its folder)")
+        return Skipped(weights.missing(name, path))
+    try:
+        state = weights.load_state(path)
+    except MrtlabError as e:  # not a tensor file: skipped like a file of the wrong network
+        return Skipped(str(e))
     net = getattr(torchvision.models, name)(weights=None)
-    state = weights.load_state(path)
     feats = {k.removeprefix("features."): v for k, v in state.items() if k.startswith("features.")}
     try:
         net.features.load_state_dict(feats)
