@@ -26,15 +26,20 @@ def cpu_flags() -> set[str]:
     return set(line.partition(":")[2].split())
 
 
-def matmul_seconds(dtype: torch.dtype, repeat: int = 5) -> float:
-    a = torch.randn(PROBE_SIDE, PROBE_SIDE).to(dtype)
-    a @ a  # first call: kernel selection
-    best = float("inf")
+def bf16_speedup(repeat: int = 7) -> float:
+    """fp32 time / bf16 time of one matrix product, the best of ``repeat`` interleaved runs
+    of each (interleaved, so that another job on the machine slows both alike)."""
+    a = torch.randn(PROBE_SIDE, PROBE_SIDE)
+    best = {torch.float32: float("inf"), torch.bfloat16: float("inf")}
+    mats = {dt: a.to(dt) for dt in best}
+    for dt in best:
+        mats[dt] @ mats[dt]  # first call: kernel selection
     for _ in range(repeat):
-        t0 = time.perf_counter()
-        a @ a
-        best = min(best, time.perf_counter() - t0)
-    return best
+        for dt in best:
+            t0 = time.perf_counter()
+            mats[dt] @ mats[dt]
+            best[dt] = min(best[dt], time.perf_counter() - t0)
+    return best[torch.float32] / best[torch.bfloat16]
 
 
 def choose(setting: str, device: torch.device) -> tuple[str, str]:
@@ -49,7 +54,7 @@ def choose(setting: str, device: torch.device) -> tuple[str, str]:
     native = sorted(cpu_flags() & set(BF16_FLAGS))
     if not native:
         return "no", "CPU without native bf16 (no avx512_bf16/amx_bf16 flag)"
-    speedup = matmul_seconds(torch.float32) / matmul_seconds(torch.bfloat16)
+    speedup = bf16_speedup()
     if speedup < MIN_SPEEDUP:
         return "no", f"CPU has {'/'.join(native)} but bf16 matmul is only {speedup:.1f}× fp32"
     return "bf16", f"CPU has {'/'.join(native)}; bf16 matmul {speedup:.1f}× fp32"
