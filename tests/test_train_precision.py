@@ -66,3 +66,15 @@ def test_variants_parse_or_fail_in_one_line():
         bench.BASELINE: [], "fp32": ["--train.mixed_precision=no", "--train.workers=1"]}
     with pytest.raises(MrtlabError, match="expected NAME="):
         bench.parse_variants(["fp32"])
+
+
+def test_token_stats_see_copied_tokens():
+    from mrtlab.train.validate import token_stats
+    g = torch.Generator().manual_seed(0)
+    first = torch.randint(0, 5, (50, 1, 8), generator=g)
+    copies = torch.cat([first, first, torch.randint(0, 5, (50, 1, 8), generator=g)], dim=1)
+    stats = token_stats(torch.tensor([10.0, 0.5, 9.0]), copies)
+    assert stats["val_token_corr_max"] == pytest.approx(1.0)
+    assert stats["val_bits_token2"] == 0.5
+    independent = token_stats(torch.ones(2), torch.randint(0, 5, (400, 2, 8), generator=g))
+    assert independent["val_token_corr_max"] < 0.1
