@@ -340,7 +340,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("-o", "--out", default="results.json", help="results file (per-image rows beside it)")
     e.add_argument("--report", help="write an HTML report into this folder")
     e.add_argument("--reference", help="dataset of the published curves drawn in the report (kodak, clic2020, clic2020test)")
-    e.add_argument("--metrics", help="subset of psnr,ms-ssim,lpips,dists,fid (default: all)")
+    e.add_argument("--metrics", help="subset of psnr,ms-ssim,seam,lpips,dists,fid (default: all; "
+                   "seam: the seam index at 8, 16, 32 px and the codec's own periods)")
     e.add_argument("--weights", help="folder of the ImageNet backbone files (default: $MRTLAB_WEIGHTS, "
                    "else torch's hub cache)")
     e.add_argument("-f", "--force", action="store_true", help="overwrite existing outputs")
