@@ -145,7 +145,7 @@ def test_eval_with_every_metric(fake_weights, tmp_path, tiny_model_file, capsys)
     assert code == 0, capsys.readouterr().err
     summary = json.loads(out.read_text())
     assert summary["skipped"] == {}
-    for key in ("bpp", "psnr", "ms-ssim", "lpips", "dists", "fid", "kid"):
+    for key in ("bpp", "psnr-rgb", "ms-ssim-rgb", "lpips", "dists", "fid", "kid"):
         assert len(summary["results"][key]) == 1 and np.isfinite(summary["results"][key][0])
     assert summary["results"]["fid_patches"] == [2]
 

@@ -81,7 +81,7 @@ class Report:
             for p, point in enumerate(summary["points"]):
                 label = curve.name + (f" ({', '.join(f'{k}={v}' for k, v in point.items())})"
                                       if len(summary["points"]) > 1 or curve is ours else "")
-                cells = "".join(f"<td>{_fmt(curve.metrics[k][p]) if k in curve.metrics else '—'}</td>"
+                cells = "".join(f"<td>{_fmt(curve.get(k)[p]) if curve.has(k) else '—'}</td>"
                                 for k in columns)
                 body.append(f"<tr><th>{e(label)}</th>{cells}</tr>")
         skipped = "".join(f"<li><b>{e(k)}</b>: {e(v)}</li>" for k, v in summary["skipped"].items())

@@ -150,6 +150,7 @@ def mean_per_point(rows: list[dict], key: str, n_points: int) -> list | str | No
 
 def summarize(codec, rows, feats, skipped: dict, n_images: int, data_name: str) -> dict:
     from .. import __version__
+    from .curves import COMPRESSAI_KEYS
     from .fid import score
 
     results = {}
@@ -157,7 +158,7 @@ def summarize(codec, rows, feats, skipped: dict, n_images: int, data_name: str) 
     for key in (*ROW_KEYS, *seam_keys):
         m = mean_per_point(rows, key, len(codec.points))
         if isinstance(m, list):
-            results[key] = m
+            results[COMPRESSAI_KEYS.get(key, key)] = m
         elif isinstance(m, str):
             skipped[key] = m
     if feats is not None:
@@ -219,11 +220,13 @@ def own_seam_keys(summary: dict) -> list[str]:
 
 def table(summary: dict) -> str:
     """The means as a small text table, one line per rate point."""
-    res = summary["results"]
+    from .curves import Curve
+
+    res = Curve(summary["name"], summary["results"]["bpp"], summary["results"], "(this run)")
     keys = [k for k in ("bpp", "estimated_bpp", "psnr", "ms-ssim", "lpips", "dists", "fid", "kid",
-                        *own_seam_keys(summary), "encoding_time", "decoding_time") if k in res]
+                        *own_seam_keys(summary), "encoding_time", "decoding_time") if res.has(k)]
     lines = ["point  " + "  ".join(f"{k:>13}" for k in keys)]
     for p, point in enumerate(summary["points"]):
         label = ",".join(f"{k}={v}" for k, v in point.items())
-        lines.append(f"{label:<7}" + "  ".join(f"{res[k][p]:>13.5g}" for k in keys))
+        lines.append(f"{label:<7}" + "  ".join(f"{res.get(k)[p]:>13.5g}" for k in keys))
     return "\n".join(lines)
