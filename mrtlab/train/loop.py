@@ -21,7 +21,7 @@ from .ema import EMA
 from .logs import TrainLog
 from .losses import Distortion
 from .precision import choose as choose_precision
-from .settings import TrainConfig, lr_factor
+from .settings import TrainConfig, lr_factor, rate_weight
 from .stages import CodecStep, start_stage
 from .validate import validate
 
@@ -169,7 +169,7 @@ def micro_step(acc, step_mod, distortion, teacher, disc, x, cfg: TrainConfig, st
         terms["bpp"] = res["em_bits"].float().sum() / pixels
         loss = loss + terms["bpp"]
         if "bits" in res:
-            loss = loss + cfg.rate_weight * res["bits"].float().sum() / pixels
+            loss = loss + rate_weight(step, cfg) * res["bits"].float().sum() / pixels
         if teacher is not None:
             terms["align"] = teacher.loss(res["q"], x, res["tokens"])
             loss = loss + cfg.align * terms["align"]

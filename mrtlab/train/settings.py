@@ -38,6 +38,7 @@ class TrainConfig:
     init: str = ""
     init_partial: bool = False  # stage 1: load only the tensors of ``init`` that fit (warm start)
     rate_weight: float = 0.0
+    rate_warmup: int = 0  # steps over which the rate weight grows linearly from 0
     mse: float = 1.0
     msssim: float = 0.0
     lpips: float = 0.0
@@ -55,6 +56,12 @@ class TrainConfig:
     save_every: int = 200
     log_every: int = 10
     tensorboard: bool = True
+
+
+def rate_weight(step: int, cfg: TrainConfig) -> float:
+    """λ at ``step`` (from 1): a linear warm-up lets every latent token learn to carry its own
+    part of the image before the rate term can price copies of the first token at ~0 bits."""
+    return cfg.rate_weight * min(1.0, step / cfg.rate_warmup) if cfg.rate_warmup else cfg.rate_weight
 
 
 def lr_factor(step: int, cfg: TrainConfig) -> float:
