@@ -1,4 +1,4 @@
-"""``mixed_precision: auto`` picks bf16 only where it is fast, and says why; ``bench train`` times
+"""Training settings: `mixed_precision: auto` picks bf16 only where it is fast and says why;
 recipe variants side by side from the log's clock columns."""
 import json
 
@@ -78,3 +78,10 @@ def test_token_stats_see_copied_tokens():
     assert stats["val_bits_token2"] == 0.5
     independent = token_stats(torch.ones(2), torch.randint(0, 5, (400, 2, 8), generator=g))
     assert independent["val_token_corr_max"] < 0.1
+
+
+def test_rate_weight_warms_up_linearly():
+    from mrtlab.train.settings import TrainConfig, rate_weight
+    cfg = TrainConfig(rate_weight=0.02, rate_warmup=100)
+    assert [rate_weight(s, cfg) for s in (1, 50, 100, 5000)] == pytest.approx([2e-4, 0.01, 0.02, 0.02])
+    assert rate_weight(1, TrainConfig(rate_weight=0.02)) == 0.02
