@@ -1,5 +1,5 @@
-"""Training settings: `mixed_precision: auto` picks bf16 only where it is fast and says why;
-recipe variants side by side from the log's clock columns."""
+"""Training settings: ``mixed_precision: auto`` picks bf16 only where it is fast and says why; the
+log's clocks; ``bench train`` times recipe variants side by side; λ warms up; token statistics."""
 import json
 
 import pytest
