@@ -6,6 +6,7 @@ import torch
 
 from mrtlab.codec import decode, encode
 from mrtlab.config import build_model
+from mrtlab.errors import MrtlabError
 from mrtlab.tokenizers import ConvWindowTokenizer, PatchWindowTokenizer
 
 from .conftest import TINY
@@ -62,3 +63,29 @@ def test_a_model_with_the_convolutional_tokenizer_round_trips():
     out, symbols = decode(model, enc.data)
     assert out.shape == rgb.shape and torch.equal(symbols, enc.symbols)
     assert model.periods() == {"window": 8, "patch": 4}
+
+
+def test_the_2d_baseline_shares_the_stem_and_synthesis():
+    """A 2-D latent on MRT's tokenizer: cells tile the windows, files round-trip, and the
+    tokenizer's weights are the same tensors in both models' layouts."""
+    tok = {"class_path": "conv_window", "init_args": {"patch": 4, "window": 2, "widths": [8], "blocks": [0, 1]}}
+    cfg = {"class_path": "baseline2d", "channels": 32, "downsample": 16, "slots": 2, "nested_dropout": True,
+           "tokenizer": tok, "quantizer": TINY["quantizer"], "entropy_model": TINY["entropy_model"]}
+    with pytest.raises(MrtlabError, match="must tile"):
+        build_model(dict(cfg, downsample=32))                           # 32-px cells, 8-px windows
+    cfg["tokenizer"] = dict(tok, init_args=dict(tok["init_args"], window=4))   # 16-px windows
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    model.update()
+    from mrtlab.models import identify
+    model = identify(model, cfg, "tiny-2d")
+    assert model.grid(20, 36).windows_h == 2 and model.grid(20, 36).windows_w == 3
+    assert model.periods() == {"cell": 16, "patch": 4}
+    mrt = build_model(dict(TINY, tokenizer=cfg["tokenizer"], dim=32))
+    assert {k: v.shape for k, v in model.tokenizer.state_dict().items()} == \
+        {k: v.shape for k, v in mrt.tokenizer.state_dict().items()}
+    rgb = np.random.default_rng(0).integers(0, 256, (20, 36, 3), dtype=np.uint8)
+    for k in (1, 2):
+        enc = encode(model, rgb, k)
+        out, symbols = decode(model, enc.data)
+        assert out.shape == rgb.shape and torch.equal(symbols, enc.symbols)

@@ -17,31 +17,30 @@ from torch import nn
 from ..entropy import EntropyModel
 from ..quantizers import Quantizer
 from ..registry import register
-from ..tokenizers import Grid
+from ..tokenizers import Grid, Tokenizer
+from ..tokenizers.conv_window import ResBlock, from_windows, to_windows
+from ..tokenizers.conv_window import upsample as up
 from .base import CodecModel
-
-
-class ResBlock(nn.Module):
-    def __init__(self, ch: int):
-        super().__init__()
-        self.body = nn.Sequential(nn.GELU(), nn.Conv2d(ch, ch, 3, padding=1),
-                                  nn.GELU(), nn.Conv2d(ch, ch, 3, padding=1))
-
-    def forward(self, x):
-        return x + self.body(x)
 
 
 def down(c_in: int, c_out: int) -> nn.Module:
     return nn.Conv2d(c_in, c_out, 5, stride=2, padding=2)
 
 
-def up(c_in: int, c_out: int) -> nn.Module:
-    """×2 by a convolution to 4·c_out channels and pixel shuffle (no checkerboard)."""
-    return nn.Sequential(nn.Conv2d(c_in, 4 * c_out, 3, padding=1), nn.PixelShuffle(2))
-
-
 @register("baseline2d")
 class Baseline2D(CodecModel):
+    """Args:
+        quantizer, entropy_model: the same plugins as MRT's.
+        channels: width of the convolutional transforms.
+        downsample: pixels per latent cell side (16 or 32).
+        blocks: residual blocks per resolution.
+        slots: latent tokens per cell (MRT's ``latent_tokens``).
+        nested_dropout: variable rate: keep the first k of the ``slots`` tokens.
+        tokenizer: MRT's stem and synthesis (e.g. ``conv_window``), so that the 1-D and the
+            2-D model differ only in the latent; the convolutions here then work between its
+            patch grid and the cells. ``None``: strided convolutions from the pixels.
+    """
+
     def __init__(self,
                  quantizer: Quantizer,
                  entropy_model: Callable[[list[int]], EntropyModel],
@@ -49,41 +48,57 @@ class Baseline2D(CodecModel):
                  downsample: int = 16,
                  blocks: int = 1,
                  slots: int = 1,
-                 nested_dropout: bool = False):
+                 nested_dropout: bool = False,
+                 tokenizer: Callable[[int], Tokenizer] | None = None):
         super().__init__()
         if downsample not in (16, 32):
             raise ValueError(f"downsample must be 16 or 32, got {downsample}")
         self.downsample, self.latent_tokens = downsample, slots
         self.quantizer = quantizer
         self.entropy_model = entropy_model(quantizer.levels)
-        stages, ch, C = downsample.bit_length() - 1, channels, quantizer.channels * slots
+        ch, C = channels, quantizer.channels * slots
+        self.tokenizer = tokenizer(ch) if tokenizer is not None else None
+        patch = self.tokenizer.patch if self.tokenizer is not None else 1
+        if self.tokenizer is not None and (downsample % patch or self.tokenizer.grid(1, 1).window_px % downsample):
+            raise ValueError(f"cells of {downsample} px must tile the tokenizer's {patch}-px patches "
+                             f"and {self.tokenizer.grid(1, 1).window_px}-px windows")
+        stages = (downsample // patch).bit_length() - 1
         self.variable_rate = nested_dropout
         if nested_dropout:
             self.dropped = nn.Parameter(torch.zeros(slots, quantizer.channels))
 
         def res():
             return [ResBlock(ch) for _ in range(blocks)]
-        enc = [down(3, ch)]
+        enc = [down(3, ch)] if self.tokenizer is None else [*res(), nn.GELU(), down(ch, ch)]
         for _ in range(stages - 1):
             enc += [*res(), nn.GELU(), down(ch, ch)]
         self.analysis = nn.Sequential(*enc, *res(), nn.GELU(), nn.Conv2d(ch, C, 3, padding=1))
         dec = [nn.Conv2d(C, ch, 3, padding=1)]
         for _ in range(stages - 1):
             dec += [*res(), nn.GELU(), up(ch, ch)]
-        self.synthesis = nn.Sequential(*dec, *res(), nn.GELU(), up(ch, 3))
+        dec += [*res(), nn.GELU(), up(ch, 3 if self.tokenizer is None else ch)]
+        self.synthesis = nn.Sequential(*dec, *(res() if self.tokenizer is not None else []))
 
     def grid(self, height: int, width: int) -> Grid:
         s = self.downsample
-        return Grid(height, width, -(-height // s), -(-width // s), s)
+        if self.tokenizer is None:
+            return Grid(height, width, -(-height // s), -(-width // s), s)
+        g = self.tokenizer.grid(height, width)                # cells tile the padded windows
+        per = g.window_px // s
+        return Grid(height, width, g.windows_h * per, g.windows_w * per, s)
 
     def periods(self) -> dict[str, int]:
-        return {"cell": self.downsample}
+        return {"cell": self.downsample} | ({"patch": self.tokenizer.patch} if self.tokenizer else {})
 
     def encode(self, image: torch.Tensor) -> tuple[torch.Tensor, Grid]:
         B, _, H, W = image.shape
         g = self.grid(H, W)
-        x = F.pad(image * 2 - 1, (0, g.windows_w * g.window_px - W, 0, g.windows_h * g.window_px - H),
-                  mode="replicate")
+        if self.tokenizer is None:
+            x = F.pad(image * 2 - 1, (0, g.windows_w * g.window_px - W, 0, g.windows_h * g.window_px - H),
+                      mode="replicate")
+        else:
+            tokens, _ = self.tokenizer.tokenize(image)        # [B, nWh, nWw, S², D]
+            x = from_windows(tokens, self.tokenizer.window)   # [B, D, H/P, W/P] (padded)
         y = self.analysis(x)                       # [B, slots·C, rows, cols]
         # raster order of cells, then slots: [B, rows·cols·slots, C]
         return y.flatten(2).transpose(1, 2).reshape(B, -1, self.quantizer.channels), g
@@ -95,4 +110,7 @@ class Baseline2D(CodecModel):
             y = torch.cat([y, self.dropped[y.shape[2]:].expand(B, cells, -1, -1)], dim=2)
         y = y.reshape(B, cells, -1).transpose(1, 2)
         x = self.synthesis(y.reshape(B, -1, grid.windows_h, grid.windows_w))
+        if self.tokenizer is not None:             # [B, D, H/P, W/P] → the shared synthesis
+            tg = self.tokenizer.grid(grid.height, grid.width)
+            return self.tokenizer.detokenize(to_windows(x, tg, self.tokenizer.window), tg)
         return (x[:, :, :grid.height, :grid.width] + 1) / 2
