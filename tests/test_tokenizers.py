@@ -38,12 +38,16 @@ def reach(tok):
         return (tok.detokenize(bumped, grid) - base).abs().sum(1)[0] > 1e-6
 
 
+def unzero(module):
+    """Random weights where the init puts zeros (the last layers of residual branches)."""
+    for p in module.parameters():
+        if p.dim() > 1 and not p.abs().sum():
+            torch.nn.init.normal_(p, std=0.1)
+    return module
+
+
 def test_the_convolutional_synthesis_crosses_window_boundaries():
-    toks = tokenizers()
-    for tok in toks.values():   # a random init has zero last convolutions in the residual blocks
-        for p in tok.parameters():
-            if p.dim() > 1 and not p.abs().sum():
-                torch.nn.init.normal_(p, std=0.1)
+    toks = {name: unzero(tok) for name, tok in tokenizers().items()}
     conv, linear = reach(toks["conv_window"]), reach(toks["patch_window"])
     assert conv[8:12, 8:12].all()                  # the token's own 4×4-pixel patch
     assert conv[:8].any() and conv[:, :8].any()    # and the windows above and to the left
@@ -89,3 +93,23 @@ def test_the_2d_baseline_shares_the_stem_and_synthesis():
         enc = encode(model, rgb, k)
         out, symbols = decode(model, enc.data)
         assert out.shape == rgb.shape and torch.equal(symbols, enc.symbols)
+
+
+def test_shifted_windows_mix_patch_tokens_across_windows():
+    from mrtlab.mixers import IdentityMixer, TransformerBlock
+    from mrtlab.models.mrt import MixerStack
+
+    def local(d):
+        return TransformerBlock(d, heads=2)
+    torch.manual_seed(0)
+    stack = unzero(MixerStack(2, 16, local, IdentityMixer, 1, shift=True))
+    x = torch.randn(1, 2, 3, 4 + 1, 16)            # 2×3 windows of 2×2 patch tokens + 1 latent
+    y = stack(x)
+    bumped = x.clone()
+    bumped[0, 0, 0, 3] += torch.randn(16)           # the last patch token of the top-left window
+    changed = (stack(bumped) - y).abs().sum(-1)[0] > 1e-6
+    assert changed[1, 0, 1] and changed[0, 1, 2] and changed[1, 1, 0]   # below, right, diagonal
+    assert not changed[1, 2].any() and not changed[0, 2].any()          # windows it does not touch
+    unshifted = MixerStack(2, 16, local, IdentityMixer, 1)
+    unshifted.load_state_dict(stack.state_dict())
+    assert not ((unshifted(bumped) - unshifted(x)).abs().sum(-1)[0, 0, 1:] > 1e-6).any()
