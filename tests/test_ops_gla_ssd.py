@@ -3,13 +3,14 @@ backward; the CUDA dispatch hands fla the right arguments."""
 import pytest
 import torch
 
-from mrtlab.ops import dispatch
 from mrtlab.ops import gla as gla_mod
+from mrtlab.ops import naive
 from mrtlab.ops import ssd as ssd_mod
+from mrtlab.ops import utils
 
 OPS = {
-    "gla": (gla_mod.gla_chunk, gla_mod.gla_recurrent, gla_mod.gla_step),
-    "ssd": (ssd_mod.ssd_chunk, ssd_mod.ssd_recurrent, ssd_mod.ssd_step),
+    "gla": (gla_mod.gla_chunk, naive.gla_recurrent, naive.gla_step),
+    "ssd": (ssd_mod.ssd_chunk, naive.ssd_recurrent, naive.ssd_step),
 }
 DECAYS = ["weak", "medium", "strong", "spiky"]
 
@@ -72,14 +73,14 @@ def test_segments_equal_one_pass(op, decay, monkeypatch):
     chunk_fn = OPS[op][0]
     xs = inputs(op, T=70, decay=decay)
     ref = outputs_and_grads(lambda *x: chunk_fn(*x[:4], 0.5, x[4], True, 8), xs)
-    monkeypatch.setattr(dispatch, "SEGMENT_ELEMENTS", 1)  # one chunk per segment
+    monkeypatch.setattr(utils, "SEGMENT_ELEMENTS", 1)  # one chunk per segment
     got = outputs_and_grads(lambda *x: chunk_fn(*x[:4], 0.5, x[4], True, 8), xs)
     assert_close(got, ref)
 
 
 def test_ssd_chunk_size_need_not_be_a_power_of_two():
     xs = inputs("ssd", T=23)
-    ref = outputs_and_grads(lambda *x: ssd_mod.ssd_recurrent(*x[:4], None, x[4], True), xs)
+    ref = outputs_and_grads(lambda *x: naive.ssd_recurrent(*x[:4], None, x[4], True), xs)
     got = outputs_and_grads(lambda *x: ssd_mod.ssd_chunk(*x[:4], None, x[4], True, 5), xs)
     assert_close(got, ref)
 

@@ -6,8 +6,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from mrtlab.ops import utils
 from mrtlab.ops import wkv7 as wkv7_module
-from mrtlab.ops.wkv7 import wkv7, wkv7_chunk, wkv7_recurrent, wkv7_step
+from mrtlab.ops.naive import wkv7_recurrent, wkv7_step
+from mrtlab.ops.wkv7 import wkv7, wkv7_chunk
 
 TOL = 1e-5
 NAMES = "r w k v a b h0".split()
@@ -186,3 +188,14 @@ def test_cpu_does_not_dispatch():
     o, s = wkv7(r, w, k, v, a, b, 1.0, h0, True)
     o_ref, s_ref = wkv7_chunk(r, w, k, v, a, b, 1.0, h0, True)
     assert torch.equal(o, o_ref) and torch.equal(s, s_ref)
+
+
+def test_segments_equal_one_pass(monkeypatch):
+    """Long inputs run as segments of chunks, the state carried: same result, same gradients."""
+    xs = inputs(T=37, decay="mixed")
+    r, w, k, v, a, b, h0 = xs
+    o_ref, s_ref = wkv7_chunk(r, w, k, v, a, b, 0.5, h0, True, chunk_size=4)
+    monkeypatch.setattr(utils, "SEGMENT_ELEMENTS", 1)  # one chunk per segment
+    o, s = wkv7_chunk(r, w, k, v, a, b, 0.5, h0, True, chunk_size=4)
+    assert_close((o, s), (o_ref, s_ref), ("o", "state"))
+    assert_close(grads(o, s, xs), grads(o_ref, s_ref, xs), NAMES)

@@ -2,7 +2,8 @@
 import pytest
 import torch
 
-from mrtlab.ops.wkv6 import wkv6_chunk, wkv6_recurrent
+from mrtlab.ops.naive import wkv6_recurrent
+from mrtlab.ops.wkv6 import wkv6_chunk
 
 
 def rel(a, b):

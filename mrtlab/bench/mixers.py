@@ -71,10 +71,12 @@ def measure(mixer: str, T: int, dim: int, repeat: int, device: str) -> list[dict
 
 
 def measure_ops(T: int, repeat: int) -> list[dict]:
-    """Chunked vs step-by-step forward of each op at B=1, H=4, K=V=64 (CPU)."""
+    """Chunked vs naive (step-by-step) forward of each op at B=1, H=4, K=V=64 (CPU)."""
     import importlib
 
     import torch
+
+    from ..ops import naive
 
     torch.manual_seed(0)
     B, H, K = 1, 4, 64
@@ -91,12 +93,8 @@ def measure_ops(T: int, repeat: int) -> list[dict]:
     rows = []
     with torch.no_grad():
         for op in OPS:
-            try:
-                mod = importlib.import_module(f"mrtlab.ops.{op}")
-            except ImportError:
-                continue
-            for form in ("chunk", "recurrent"):
-                fn = getattr(mod, f"{op}_{form}")
+            chunk = getattr(importlib.import_module(f"mrtlab.ops.{op}"), f"{op}_chunk")
+            for form, fn in (("chunk", chunk), ("recurrent", getattr(naive, f"{op}_recurrent"))):
                 seconds = timed(lambda: fn(*args[op]), repeat if form == "chunk" else 1, torch.device("cpu"))
                 rows.append({"op": op, "form": form, "T": T, "seconds": seconds, "tokens_per_s": T / seconds})
     return rows

@@ -1,8 +1,9 @@
 """RCM, the RWKV compression model: a window-major autoregressive entropy model whose
 context model is a causal RWKV-6 stack.
 
-Training and encoding run the chunked WKV-6 (:func:`mrtlab.ops.wkv6.wkv6`). Decoding steps
-through the windows with the recurrent form and its O(1) state, written in float64 NumPy:
+Training and encoding run the RWKV-6 time mixing the ``rwkv6`` global mixer runs
+(:class:`mrtlab.mixers.rwkv6.RWKV6TimeMix`, the chunked WKV-6). Decoding steps through the
+windows with the recurrence and its O(1) state, written in float64 NumPy:
 a step is a few dozen operations on vectors of a few hundred numbers, where PyTorch's
 per-operation overhead (~5 µs) would cost three times more than the arithmetic.
 """
@@ -15,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..ops.wkv6 import wkv6
+from ..mixers.rwkv6 import RWKV6TimeMix
 from ..registry import register
 from .autoregressive import WindowAutoregressive, layer_norm
 
@@ -25,35 +26,29 @@ def shift(z: torch.Tensor) -> torch.Tensor:
     return F.pad(z, (0, 0, 1, 0))[:, :-1]
 
 
-class RWKVBlock(nn.Module):
-    """Causal RWKV-6 block: time mixing (WKV-6 with data-dependent decay) then channel
-    mixing, each reading the previous token through a learned token shift (a projection of
-    ``[z_t, z_{t-1}]``)."""
+class RWKVBlock(nn.Module, RWKV6TimeMix):
+    """Causal RWKV-6 block: time mixing (:class:`~mrtlab.mixers.rwkv6.RWKV6TimeMix`) then
+    channel mixing, each reading the previous token through a learned token shift (a
+    projection of ``[z_t, z_{t-1}]``).
+
+    Args:
+        dim: channels of a token.
+        heads: heads of the time mixing; must divide ``dim`` (default 4).
+        decay_rank: rank of the decay's low-rank projection (default 16).
+        ffn_mult: hidden channels of the channel mixing per channel (default 2).
+    """
 
     def __init__(self, dim: int, heads: int = 4, decay_rank: int = 16, ffn_mult: int = 2):
         super().__init__()
         if dim % heads:
             raise ValueError(f"dim {dim} is not divisible by heads {heads}")
-        self.heads, self.head_dim = heads, dim // heads
         self.ln1, self.ln2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
-        self.rkvg = nn.Linear(2 * dim, 4 * dim, bias=False)
-        ramp = torch.arange(dim) / max(dim - 1, 1)
-        self.w0 = nn.Parameter(-6 + 5 * ramp ** 0.7)    # RWKV-6's spread of decay rates
-        self.decay_a = nn.Linear(2 * dim, decay_rank, bias=False)
-        self.decay_b = nn.Linear(decay_rank, dim, bias=False)
-        nn.init.zeros_(self.decay_b.weight)
-        self.u = nn.Parameter(torch.full((heads, self.head_dim), 0.5))
+        self.init_time_mix(2 * dim, dim, heads, decay_rank)
         self.group_norm = nn.GroupNorm(heads, dim)
         self.out = nn.Linear(dim, dim, bias=False)
         self.key = nn.Linear(2 * dim, ffn_mult * dim, bias=False)
         self.value = nn.Linear(ffn_mult * dim, dim, bias=False)
         self.receptance = nn.Linear(2 * dim, dim, bias=False)
-
-    def _time_inputs(self, zz):
-        r, k, v, g = self.rkvg(zz).chunk(4, dim=-1)
-        logw = -torch.exp(self.w0 + self.decay_b(torch.tanh(self.decay_a(zz))))
-        split = [t.unflatten(-1, (self.heads, self.head_dim)) for t in (r, k, v, logw)]
-        return split, g
 
     def _time_out(self, o, g):
         shape = o.shape
@@ -65,9 +60,8 @@ class RWKVBlock(nn.Module):
 
     def forward(self, x):  # [B, T, D]
         z = self.ln1(x)
-        (r, k, v, logw), g = self._time_inputs(torch.cat([z, shift(z)], -1))
-        o, _ = wkv6(*(t.transpose(1, 2) for t in (r, k, v, logw)), self.u,
-                    scale=1 / math.sqrt(self.head_dim))
+        tensors, g = self.time_mix_inputs(torch.cat([z, shift(z)], -1))   # [B, T, H, K]
+        o = self.time_mix(*(t.transpose(1, 2) for t in tensors))         # [B, H, T, K]
         x = x + self._time_out(o.transpose(1, 2).flatten(2), g)
         z = self.ln2(x)
         return x + self._channel(torch.cat([z, shift(z)], -1))

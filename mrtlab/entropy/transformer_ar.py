@@ -9,10 +9,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import torch
-from torch import nn
 
-from ..ops.attention import multi_head_attention
+from ..mixers.transformer import TransformerBlock
 from ..registry import register
 from .autoregressive import WindowAutoregressive, layer_norm
 
@@ -24,38 +22,29 @@ def _gelu(x):
     return 0.5 * x * (1 + np.tanh(SQRT_2_OVER_PI * (x + 0.044715 * x ** 3)))
 
 
-class CausalBlock(nn.Module):
-    def __init__(self, dim: int, heads: int = 4, mlp_ratio: int = 2):
-        super().__init__()
-        if dim % heads:
-            raise ValueError(f"dim {dim} is not divisible by heads {heads}")
-        self.heads = heads
-        self.ln1, self.ln2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
-        self.qkv = nn.Linear(dim, 3 * dim)
-        self.out = nn.Linear(dim, dim)
-        self.mlp = nn.Sequential(nn.Linear(dim, mlp_ratio * dim), nn.GELU(approximate="tanh"),
-                                 nn.Linear(mlp_ratio * dim, dim))
+class CausalBlock(TransformerBlock):
+    """The Transformer block, causal, with the tanh GELU (:func:`_gelu` in NumPy), plus its
+    step form: one token in float64 NumPy against a KV cache."""
 
-    def forward(self, x):  # [B, T, D]
-        x = x + self.out(multi_head_attention(self.qkv(self.ln1(x)), self.heads, causal=True))
-        return x + self.mlp(self.ln2(x))
+    def __init__(self, dim: int, heads: int = 4, mlp_ratio: int = 2):
+        super().__init__(dim, heads, mlp_ratio, causal=True, gelu="tanh")
 
     def initial_state(self, length: int):
-        K = self.out.in_features // self.heads
+        K = self.proj.in_features // self.heads
         return np.zeros((self.heads, length, K)), np.zeros((self.heads, length, K)), 0
 
     def step(self, x: np.ndarray, state, w: dict):
         """Token ``x [D]``; state: keys and values ``[H, length, K]`` filled up to token ``t``."""
         keys, values, t = state
         H, K = keys.shape[0], keys.shape[2]
-        q, k, v = np.split(w["qkv.weight"] @ layer_norm(x, w["ln1.weight"], w["ln1.bias"])
+        q, k, v = np.split(w["qkv.weight"] @ layer_norm(x, w["norm1.weight"], w["norm1.bias"])
                            + w["qkv.bias"], 3)
         keys[:, t], values[:, t] = k.reshape(H, K), v.reshape(H, K)
         s = np.einsum("hk,htk->ht", q.reshape(H, K), keys[:, :t + 1]) / math.sqrt(K)
         a = np.exp(s - s.max(-1, keepdims=True))
         o = np.einsum("ht,htk->hk", a / a.sum(-1, keepdims=True), values[:, :t + 1]).reshape(-1)
-        x = x + w["out.weight"] @ o + w["out.bias"]
-        h = _gelu(w["mlp.0.weight"] @ layer_norm(x, w["ln2.weight"], w["ln2.bias"]) + w["mlp.0.bias"])
+        x = x + w["proj.weight"] @ o + w["proj.bias"]
+        h = _gelu(w["mlp.0.weight"] @ layer_norm(x, w["norm2.weight"], w["norm2.bias"]) + w["mlp.0.bias"])
         return x + w["mlp.2.weight"] @ h + w["mlp.2.bias"], (keys, values, t + 1)
 
 

@@ -7,9 +7,9 @@ import math
 import torch
 from torch import nn
 
-from ..ops.attention import multi_head_attention
 from ..registry import register
 from .base import GlobalMixer
+from .transformer import TransformerBlock
 
 
 def grid_positions(h: int, w: int, dim: int, device) -> torch.Tensor:
@@ -25,19 +25,22 @@ def grid_positions(h: int, w: int, dim: int, device) -> torch.Tensor:
 
 @register("attention")
 class AttentionMixer(GlobalMixer):
+    """One attention block over all windows (:class:`~mrtlab.mixers.transformer.TransformerBlock`
+    without its MLP), a 2-D sinusoidal embedding of each window's row and column added after
+    its norm; the block's output projection starts at zero, so the mixer starts as the identity.
+
+    Args:
+        dim: channels of a token.
+        heads: attention heads; must divide ``dim`` (default 4).
+    """
+
     def __init__(self, dim: int, heads: int = 4):
         super().__init__()
-        if dim % heads:
-            raise ValueError(f"dim {dim} is not divisible by heads {heads}")
-        self.heads = heads
-        self.norm = nn.LayerNorm(dim)
-        self.qkv = nn.Linear(dim, 3 * dim)
-        self.out = nn.Linear(dim, dim)
-        nn.init.zeros_(self.out.weight)
-        nn.init.zeros_(self.out.bias)
+        self.block = TransformerBlock(dim, heads, mlp_ratio=0)
+        nn.init.zeros_(self.block.proj.weight)
+        nn.init.zeros_(self.block.proj.bias)
 
     def forward(self, x):
         B, h, w, D = x.shape
-        z = self.norm(x) + grid_positions(h, w, D, x.device)
-        o = multi_head_attention(self.qkv(z).flatten(1, 2), self.heads)
-        return x + self.out(o.reshape(B, h, w, D))
+        pos = grid_positions(h, w, D, x.device).flatten(0, 1)          # [h·w, D]
+        return self.block(x.flatten(1, 2), pos).reshape(B, h, w, D)

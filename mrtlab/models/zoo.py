@@ -82,6 +82,31 @@ def _load_model(name_or_path: str):
     return identify(model, model_cfg, str(name_or_path))
 
 
+# Modules renamed since weights were saved, (old, new): a file's tensor whose module the
+# model lacks loads into the renamed module when the model has it. No bundled model has any
+# of them (the fingerprint hashes the names, so the bundled models' names never change).
+RENAMED = (
+    ("ln1", "norm1"), ("ln2", "norm2"), ("out", "proj"),                   # transformer_ar's blocks
+    ("norm", "block.norm1"), ("qkv", "block.qkv"), ("out", "block.proj"),  # the attention mixer
+)
+
+
+def renamed(state: dict, own: dict) -> dict:
+    """``state`` with the modules of :data:`RENAMED` under their new names, for a model whose
+    state dict is ``own``."""
+    out = {}
+    for name, tensor in state.items():
+        module, _, param = name.rpartition(".")
+        parent, _, attr = module.rpartition(".")
+        for old, new in RENAMED if name not in own else ():
+            candidate = ".".join(p for p in (parent, new, param) if p)
+            if attr == old and candidate in own:
+                name = candidate
+                break
+        out[name] = tensor
+    return out
+
+
 def load_weights(model: torch.nn.Module, weights: str | Path, what: str = "model weights",
                  prefix: str = "", partial: bool = False) -> list[str]:
     """Load a safetensors file into ``model`` (names starting with ``prefix`` lose it);
@@ -92,7 +117,7 @@ def load_weights(model: torch.nn.Module, weights: str | Path, what: str = "model
         state = load_file(str(weights))
     except (SafetensorError, OSError, ValueError) as e:
         raise MrtlabError(f"cannot read {what} {weights}: {e}") from None
-    state = {k.removeprefix(prefix): v for k, v in state.items()}
+    state = renamed({k.removeprefix(prefix): v for k, v in state.items()}, model.state_dict())
     if partial:
         own = model.state_dict()
         fits = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}

@@ -1,4 +1,7 @@
-"""Softmax attention: xformers' memory-efficient kernel on CUDA when installed, else SDPA."""
+"""Softmax attention: xformers' memory-efficient kernel on CUDA when installed, else SDPA.
+
+Its naive form is one line, ``softmax(q kᵀ · scale) v``; the tests write it out.
+"""
 from __future__ import annotations
 
 import importlib.util
@@ -13,19 +16,40 @@ def use_xformers(x: torch.Tensor) -> bool:
             and importlib.util.find_spec("xformers") is not None)
 
 
-def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = False) -> torch.Tensor:
-    """Attention over ``[B, H, T, K]`` with scale ``1/sqrt(K)``; returns ``[B, H, T, V]``.
-    ``causal``: token ``t`` attends to tokens ``≤ t`` only."""
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = False,
+              scale: float | None = None) -> torch.Tensor:
+    """Softmax attention ``softmax(q kᵀ · scale) v``.
+
+    Args:
+        q, k: queries and keys ``[B, H, T, K]``.
+        v: values ``[B, H, T, V]``.
+        causal: token ``t`` attends to tokens ``<= t`` only (default False).
+        scale: query scale; ``None`` (default) is ``1/sqrt(K)``.
+
+    Returns:
+        ``o: [B, H, T, V]``.
+    """
     if use_xformers(q):
         from xformers.ops import LowerTriangularMask, memory_efficient_attention
         o = memory_efficient_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
-                                       attn_bias=LowerTriangularMask() if causal else None)
+                                       attn_bias=LowerTriangularMask() if causal else None,
+                                       scale=scale)
         return o.transpose(1, 2)
-    return F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+    return F.scaled_dot_product_attention(q, k, v, is_causal=causal, scale=scale)
 
 
 def multi_head_attention(qkv: torch.Tensor, heads: int, causal: bool = False) -> torch.Tensor:
-    """Packed projections ``[B, T, 3·D]`` → attention output ``[B, T, D]`` over ``heads`` heads."""
+    """:func:`attention` over ``heads`` heads of packed projections.
+
+    Args:
+        qkv: queries, keys and values side by side ``[B, T, 3·D]``, each split into
+            ``heads`` heads of ``D / heads`` channels.
+        heads: the number of heads.
+        causal: token ``t`` attends to tokens ``<= t`` only (default False).
+
+    Returns:
+        ``o: [B, T, D]``, the heads side by side.
+    """
     B, T, D3 = qkv.shape
     q, k, v = qkv.reshape(B, T, 3, heads, D3 // (3 * heads)).permute(2, 0, 3, 1, 4)
     return attention(q, k, v, causal).transpose(1, 2).reshape(B, T, D3 // 3)

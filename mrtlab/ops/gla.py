@@ -6,9 +6,9 @@ state ``S`` is ``[B, H, K, V]`` (fla's ``initial_state``/``final_state``)::
     S_t = diag(exp(g_t)) S_{t-1} + k_t^T v_t
     o_t = scale * q_t S_t          (the current token included, no bonus term)
 
-``scale`` defaults to ``1/sqrt(K)`` as in fla. ``gla_chunk`` is the training/encoding form
-(matrix products inside chunks, a loop over chunks only); ``gla_recurrent`` is the step form
-kept for sequential decoding and as the reference of the chunked form.
+``gla`` dispatches to fla on CUDA, else to ``gla_chunk``, the chunked form (matrix
+products inside chunks, a loop over chunks only). The naive form, one step per token, is
+:func:`mrtlab.ops.naive.gla_recurrent`, the tests' reference.
 """
 from __future__ import annotations
 
@@ -16,13 +16,28 @@ import functools
 
 import torch
 
-from .dispatch import over_segments, step_through, to_fla, use_fla
+from .dispatch import to_fla, use_fla
+from .utils import LOG2E, across_chunks, default_scale, over_segments
 
 
 def gla(q, k, v, g, scale: float | None = None, initial_state=None,
         output_final_state: bool = False, chunk_size: int = 64):
-    """GLA for training and encoding: fla's ``chunk_gla`` on CUDA, else :func:`gla_chunk`."""
-    scale = q.shape[-1] ** -0.5 if scale is None else scale
+    """GLA for training and encoding: fla's ``chunk_gla`` on CUDA, else :func:`gla_chunk`.
+
+    Args:
+        q, k: queries and keys ``[B, H, T, K]``.
+        v: values ``[B, H, T, V]``.
+        g: log forget gate ``[B, H, T, K]``, ``<= 0``.
+        scale: query scale; ``None`` (default) is ``1/sqrt(K)``.
+        initial_state: state ``[B, H, K, V]`` before the first token; ``None`` (default) is zeros.
+        output_final_state: also return the state after the last token (default False).
+        chunk_size: tokens per chunk of the PyTorch form, a power of two (default 64).
+
+    Returns:
+        ``o: [B, H, T, V]`` and the final state ``[B, H, K, V]`` (``None`` unless
+        ``output_final_state``).
+    """
+    scale = default_scale(scale, q.shape[-1])
     if use_fla(q):
         from fla.ops.gla import chunk_gla
         o, state = chunk_gla(*to_fla(q, k, v, g), scale=scale, initial_state=initial_state,
@@ -31,33 +46,18 @@ def gla(q, k, v, g, scale: float | None = None, initial_state=None,
     return gla_chunk(q, k, v, g, scale, initial_state, output_final_state, chunk_size)
 
 
-def gla_recurrent(q, k, v, g, scale: float | None = None, initial_state=None,
-                  output_final_state: bool = False):
-    """Step-by-step recurrence (one Python step per token)."""
-    return step_through(lambda x, s: gla_step(*x, s, scale), (q, k, v, g), v.shape[-1],
-                        initial_state, output_final_state)
-
-
-def gla_step(q, k, v, g, state, scale: float | None = None):
-    """One token: ``q, k, g: [B,H,K]``, ``v: [B,H,V]``, ``state: [B,H,K,V]`` → (state, o)."""
-    scale = q.shape[-1] ** -0.5 if scale is None else scale
-    state = state * g.exp().unsqueeze(-1) + k.unsqueeze(-1) * v.unsqueeze(-2)
-    return state, torch.einsum("bhk,bhkv->bhv", q * scale, state)
-
-
 MAX_LEAF_DECAY = 40.0  # exp(±40) and exp(-80) (the gradient of k / P) stay normal fp32 numbers
-LOG2E = 1.4426950408889634
 
 
 def gla_chunk(q, k, v, g, scale: float | None = None, initial_state=None,
               output_final_state: bool = False, chunk_size: int = 64, exclusive: bool = False):
-    """Chunked parallel form: matrix products inside chunks, a loop over chunks only.
+    """Chunked parallel form of :func:`gla` (same arguments and returns), plus ``exclusive``.
 
     Inside a chunk, ``exp(A_t - A_s)`` (``A`` the cumulative log decay) is computed two ways:
 
     * in *leaf* blocks whose total decay stays within ``MAX_LEAF_DECAY`` (checked on the
-      input, as in ``wkv6_chunk``), factored as ``exp(A_t - A_0) · exp(A_0 - A_s)``: one
-      masked matrix product per block;
+      input), factored as ``exp(A_t - A_0) · exp(A_0 - A_s)``: one masked matrix product
+      per block;
     * between leaves, by halving: the queries of each second half meet the keys of the first
       half through the boundary ``b`` between them, ``exp(A_t - A_b) · exp(A_b - A_s)``, two
       factors ``<= 1``: one matrix product per block, ``log2(chunk / leaf)`` levels.
@@ -67,20 +67,17 @@ def gla_chunk(q, k, v, g, scale: float | None = None, initial_state=None,
     ``g <= 0``. The factors are products of ``exp`` of sums of gates (never a difference of
     cumulative sums), so their rounding is relative to their own size.
 
-    Chunks are processed in segments of about ``dispatch.SEGMENT_ELEMENTS`` per tensor, the state
-    carried between them: a long input then costs the same per token as a short one (no
-    cache misses, no page faults of huge temporaries). ``chunk_size``: a power of two.
+    Chunks are processed in segments of about ``utils.SEGMENT_ELEMENTS`` per tensor, the state
+    carried between them (:func:`~mrtlab.ops.utils.over_segments`): a long input then costs
+    the same per token as a short one (no cache misses, no page faults of huge temporaries).
 
     ``exclusive``: ``o_t = scale * q_t S_{t-1}``, the state *before* token t (WKV-6 reads
     it so): the queries take the decay up to ``t-1`` and the diagonal is left out.
     """
-    B, H, T, K = q.shape
-    V = v.shape[-1]
+    T, K, V = q.shape[2], q.shape[-1], v.shape[-1]
     if chunk_size < 1 or chunk_size & (chunk_size - 1):
         raise ValueError(f"chunk_size must be a power of two, got {chunk_size}")
-    if T == 0:
-        return v.new_zeros(B, H, 0, V), (initial_state if output_final_state else None)
-    scale = K ** -0.5 if scale is None else scale
+    scale = default_scale(scale, K)
     C = min(chunk_size, 1 << (T - 1).bit_length())  # a short input is not padded to a long chunk
     chunks = functools.partial(_gla_chunks, exclusive=exclusive)
     return over_segments(chunks, (q, k, v, g), C, scale, V, initial_state, output_final_state)
@@ -138,14 +135,7 @@ def _gla_chunks(q, k, v, g, scale: float, state, C: int, exclusive: bool = False
     # across chunks: Q reads the state at the chunk's start, K writes into its end
     kv = Kf.transpose(-1, -2) @ v                      # [B,H,N,K,V]
     decay = D.reshape(B, H, N, K, 1)
-    starts = []
-    for n in range(N):
-        starts.append(state)
-        state = torch.addcmul(kv[:, :, n], decay[:, :, n], state)
-    starts = torch.stack(starts, dim=2)
-    o = torch.baddbmm(o.reshape(-1, C, V), Q.reshape(-1, C, K), starts.reshape(-1, K, V),
-                      beta=scale, alpha=scale)
-    return o.reshape(B, H, T, V), state
+    return across_chunks(o, Q, kv, decay, state, scale)
 
 
 def _leaf_size(g, C: int, bound: float) -> int:

@@ -12,23 +12,36 @@ as ``q = C``, ``k = B`` (its groups repeated over heads), ``v = x · dt``, ``g =
 ``scale = 1.0``; the skip ``D x`` stays outside, and the state ``[K, V] = [d_state, headdim]``
 is the transpose of mamba_ssm's ``ssm_state``.
 
-``ssd_chunk`` is the training/encoding form (matrix products inside chunks, a loop over
-chunks only); ``ssd_recurrent`` is the step form kept for sequential decoding and as the
-reference of the chunked form.
+``ssd`` dispatches to fla on CUDA, else to ``ssd_chunk``, the chunked form (matrix
+products inside chunks, a loop over chunks only). The naive form, one step per token, is
+:func:`mrtlab.ops.naive.ssd_recurrent`, the tests' reference.
 """
 from __future__ import annotations
 
 import torch
 
-from .dispatch import over_segments, step_through, to_fla, use_fla
-
-LOG2E = 1.4426950408889634
+from .dispatch import to_fla, use_fla
+from .utils import LOG2E, across_chunks, default_scale, over_segments
 
 
 def ssd(q, k, v, g, scale: float | None = None, initial_state=None,
         output_final_state: bool = False, chunk_size: int = 64):
-    """SSD for training and encoding: fla's ``chunk_simple_gla`` on CUDA, else :func:`ssd_chunk`."""
-    scale = q.shape[-1] ** -0.5 if scale is None else scale
+    """SSD for training and encoding: fla's ``chunk_simple_gla`` on CUDA, else :func:`ssd_chunk`.
+
+    Args:
+        q, k: queries and keys ``[B, H, T, K]`` (Mamba-2's C and B).
+        v: values ``[B, H, T, V]``.
+        g: log decay of each head ``[B, H, T]``, ``<= 0``.
+        scale: query scale; ``None`` (default) is ``1/sqrt(K)`` (Mamba-2 uses 1.0).
+        initial_state: state ``[B, H, K, V]`` before the first token; ``None`` (default) is zeros.
+        output_final_state: also return the state after the last token (default False).
+        chunk_size: tokens per chunk of the PyTorch form (default 64).
+
+    Returns:
+        ``o: [B, H, T, V]`` and the final state ``[B, H, K, V]`` (``None`` unless
+        ``output_final_state``).
+    """
+    scale = default_scale(scale, q.shape[-1])
     if use_fla(q):
         from fla.ops.simple_gla import chunk_simple_gla
         q, k, v, g = to_fla(q, k, v, g)
@@ -38,24 +51,9 @@ def ssd(q, k, v, g, scale: float | None = None, initial_state=None,
     return ssd_chunk(q, k, v, g, scale, initial_state, output_final_state, chunk_size)
 
 
-def ssd_recurrent(q, k, v, g, scale: float | None = None, initial_state=None,
-                  output_final_state: bool = False):
-    """Step-by-step recurrence (one Python step per token)."""
-    return step_through(lambda x, s: ssd_step(*x, s, scale), (q, k, v, g), v.shape[-1],
-                        initial_state, output_final_state)
-
-
-def ssd_step(q, k, v, g, state, scale: float | None = None):
-    """One token: ``q, k: [B,H,K]``, ``v: [B,H,V]``, ``g: [B,H]``, ``state: [B,H,K,V]``
-    → (state, o)."""
-    scale = q.shape[-1] ** -0.5 if scale is None else scale
-    state = state * g.exp()[..., None, None] + k.unsqueeze(-1) * v.unsqueeze(-2)
-    return state, torch.einsum("bhk,bhkv->bhv", q * scale, state)
-
-
 def ssd_chunk(q, k, v, g, scale: float | None = None, initial_state=None,
               output_final_state: bool = False, chunk_size: int = 64):
-    """Chunked parallel form: matrix products inside chunks, a loop over chunks only.
+    """Chunked parallel form of :func:`ssd` (same arguments and returns).
 
     The decay between two tokens of a chunk is one scalar per head, ``exp(A_t - A_s)``
     (``A`` the cumulative log decay from the chunk start): a ``[C, C]`` matrix of segment
@@ -64,25 +62,21 @@ def ssd_chunk(q, k, v, g, scale: float | None = None, initial_state=None,
     cumulative sum down each column, not the difference ``A_t - A_s``: a sum of same-signed
     terms rounds relative to its own size, while the difference loses ``|A| · eps`` (``1e-5``
     of a gradient at strong decays). Chunks are processed in segments of about
-    ``dispatch.SEGMENT_ELEMENTS`` per tensor, the state carried between them, so a
+    ``utils.SEGMENT_ELEMENTS`` per tensor, the state carried between them, so a
     long input costs the same per token as a short one.
     """
-    B, H, T, K = q.shape
-    V = v.shape[-1]
+    T, K, V = q.shape[2], q.shape[-1], v.shape[-1]
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be positive, got {chunk_size}")
-    if T == 0:
-        return v.new_zeros(B, H, 0, V), (initial_state if output_final_state else None)
-    scale = K ** -0.5 if scale is None else scale
-    C = min(chunk_size, T)
+    scale = default_scale(scale, K)
+    C = max(1, min(chunk_size, T))
     return over_segments(_ssd_chunks, (q, k, v, g), C, scale, V, initial_state,
                          output_final_state)
 
 
 def _ssd_chunks(q, k, v, g, scale: float, state, C: int):
     """:func:`ssd_chunk` on a whole number of chunks, from ``state`` → (o, state)."""
-    B, H, T, K = q.shape
-    V = v.shape[-1]
+    B, H, T = q.shape[:3]
     N = T // C
     q, k, v = (x.reshape(B, H, N, C, x.shape[-1]) for x in (q, k, v))
     g = g.reshape(B, H, N, C) * LOG2E                  # base 2: exp2 is the cheaper exp
@@ -97,11 +91,4 @@ def _ssd_chunks(q, k, v, g, scale: float, state, C: int):
     Q = q * A.exp2().unsqueeze(-1)
     kv = (k * decay[..., -1, :].unsqueeze(-1)).transpose(-1, -2) @ v   # [B,H,N,K,V]
     total = A[..., -1].exp2()[..., None, None]         # [B,H,N,1,1]
-    starts = []
-    for n in range(N):
-        starts.append(state)
-        state = torch.addcmul(kv[:, :, n], total[:, :, n], state)
-    starts = torch.stack(starts, dim=2)
-    o = torch.baddbmm(o.reshape(-1, C, V), Q.reshape(-1, C, K), starts.reshape(-1, K, V),
-                      beta=scale, alpha=scale)
-    return o.reshape(B, H, T, V), state
+    return across_chunks(o, Q, kv, total, state, scale)

@@ -12,9 +12,9 @@ In RWKV-7, ``a = -kk`` and ``b = kk * iclr`` (``kk`` the L2-normalised key, ``ic
 of fla's ``chunk_rwkv7`` (its dplr op with ``q=r, gk=w``), the reference
 ``dplr_recurrence`` up to its fixed ``K ** -0.5`` query scale.
 
-``wkv7_chunk`` is the training/encoding form (matrix products inside chunks, a loop over
-chunks only); ``wkv7_recurrent`` is the step form kept for sequential decoding and as the
-reference of the chunked form.
+``wkv7`` dispatches to fla on CUDA, else to ``wkv7_chunk``, the chunked form (matrix
+products inside chunks, a loop over chunks only). The naive form, one step per token, is
+:func:`mrtlab.ops.naive.wkv7_recurrent`, the tests' reference.
 """
 from __future__ import annotations
 
@@ -23,15 +23,29 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .dispatch import step_through, to_fla, use_fla
+from .dispatch import to_fla, use_fla
+from .utils import default_scale, over_segments
 
 
-def wkv7(r, w, k, v, a, b, scale: float = 1.0, initial_state=None,
+def wkv7(r, w, k, v, a, b, scale: float | None = None, initial_state=None,
          output_final_state: bool = False, chunk_size: int = 64):
     """WKV-7 for training and encoding: fla's ``chunk_rwkv7`` on CUDA, else :func:`wkv7_chunk`.
 
-    ``chunk_size`` tunes the PyTorch form only; fla picks its own kernel chunk.
+    Args:
+        r, k: receptance and keys ``[B, H, T, K]``.
+        w: log decay ``[B, H, T, K]``, ``<= 0``.
+        v: values ``[B, H, T, V]``.
+        a, b: the low-rank transition ``[B, H, T, K]`` (RWKV-7: ``-kk`` and ``kk * iclr``).
+        scale: receptance scale; ``None`` (default) is ``1/sqrt(K)`` (RWKV-7 uses 1.0).
+        initial_state: state ``[B, H, K, V]`` before the first token; ``None`` (default) is zeros.
+        output_final_state: also return the state after the last token (default False).
+        chunk_size: tokens per chunk of the PyTorch form (default 64); fla picks its own.
+
+    Returns:
+        ``o: [B, H, T, V]`` and the final state ``[B, H, K, V]`` (``None`` unless
+        ``output_final_state``).
     """
+    scale = default_scale(scale, r.shape[-1])
     if use_fla(r):
         from fla.ops.rwkv7 import chunk_rwkv7
         r_, w_, k_, v_, a_, b_ = to_fla(r, w, k, v, a, b)
@@ -40,24 +54,6 @@ def wkv7(r, w, k, v, a, b, scale: float = 1.0, initial_state=None,
                                output_final_state=output_final_state)
         return o.transpose(1, 2), state
     return wkv7_chunk(r, w, k, v, a, b, scale, initial_state, output_final_state, chunk_size)
-
-
-def wkv7_recurrent(r, w, k, v, a, b, scale: float = 1.0, initial_state=None,
-                   output_final_state: bool = False):
-    """Step-by-step recurrence (one Python step per token)."""
-    return step_through(lambda x, s: wkv7_step(*x, s, scale), (r, w, k, v, a, b), v.shape[-1],
-                        initial_state, output_final_state)
-
-
-def wkv7_step(r, w, k, v, a, b, state, scale: float = 1.0):
-    """One token: ``r, w, k, a, b: [B,H,K]``, ``v: [B,H,V]``, ``state: [B,H,K,V]`` → (state, o).
-
-    The low-rank term reads the *undecayed* previous state, as in fla and RWKV-7.
-    """
-    sa = torch.einsum("bhk,bhkv->bhv", a, state)           # a^T S_{t-1}
-    state = (state * w.exp().unsqueeze(-1) + b.unsqueeze(-1) * sa.unsqueeze(-2)
-             + k.unsqueeze(-1) * v.unsqueeze(-2))
-    return state, torch.einsum("bhk,bhkv->bhv", r * scale, state)
 
 
 MAX_CHUNK_DECAY = 60.0  # exp(±30) factors, pair products within exp(60): well inside fp32
@@ -70,9 +66,9 @@ def _flushed_exp(x):
     return F.threshold(x.clamp(LOG_TINY - 1.0, 0.0).exp(), math.exp(LOG_TINY), 0.0)
 
 
-def wkv7_chunk(r, w, k, v, a, b, scale: float = 1.0, initial_state=None,
+def wkv7_chunk(r, w, k, v, a, b, scale: float | None = None, initial_state=None,
                output_final_state: bool = False, chunk_size: int = 64):
-    """Chunked parallel form: matrix products inside chunks, a loop over chunks only.
+    """Chunked parallel form of :func:`wkv7` (same arguments and returns).
 
     Inside a chunk, the reads ``u_t = S_{t-1}^T a_t`` of the low-rank term satisfy a unit
     lower-triangular system (the WY / UT form of the product of DPLR transitions), solved for
@@ -86,18 +82,20 @@ def wkv7_chunk(r, w, k, v, a, b, scale: float = 1.0, initial_state=None,
     RWKV-7's ``w >= -0.61`` and chunks up to 64). Otherwise it is taken pairwise, as a
     ``[C, C, K]`` tensor of ``exp(<= 0)`` (about ``2 C`` times the input's memory) with
     underflow flushed to zero: nothing can overflow for any decay, and the chunk keeps its
-    size, where shrinking it (as wkv6 does) would end in a loop over tokens.
+    size, where shrinking it would end in a loop over tokens. Chunks are processed in
+    cache-sized segments, the state carried between them
+    (:func:`~mrtlab.ops.utils.over_segments`).
     """
+    C = max(1, min(chunk_size, r.shape[2]))
+    return over_segments(_wkv7_chunks, (r, w, k, v, a, b), C, default_scale(scale, r.shape[-1]),
+                         v.shape[-1], initial_state, output_final_state)
+
+
+def _wkv7_chunks(r, w, k, v, a, b, scale: float, state, C: int):
+    """:func:`wkv7_chunk` on a whole number of chunks, from ``state`` → (o, state)."""
     B, H, T, K = r.shape
     V = v.shape[-1]
-    state = r.new_zeros(B, H, K, V) if initial_state is None else initial_state
-    if T == 0:
-        return v.new_zeros(B, H, 0, V), (state if output_final_state else None)
-    C = max(1, min(chunk_size, T))
-    pad = (-T) % C
-    if pad:  # zero inputs and zero log-decay leave the state untouched
-        r, w, k, v, a, b = (F.pad(x, (0, 0, 0, pad)) for x in (r, w, k, v, a, b))
-    N = (T + pad) // C
+    N = T // C
     r, w, k, v, a, b = (x.reshape(B * H * N, C, x.shape[-1])       # Z = B * H * N chunks
                         for x in (r * scale, w, k, v, a, b))
     w64 = w.double()
@@ -153,8 +151,7 @@ def wkv7_chunk(r, w, k, v, a, b, scale: float = 1.0, initial_state=None,
     for n in range(N):
         outs.append(torch.baddbmm(o_in[:, n], r_start[:, n], state))
         state = torch.baddbmm(Hs[:, n], M[:, n], state)
-    o = torch.stack(outs, dim=1).view(B, H, N * C, V)[:, :, :T]
-    return o, (state.view(B, H, K, V) if output_final_state else None)
+    return torch.stack(outs, dim=1).view(B, H, T, V), state.view(B, H, K, V)
 
 
 def _unit_lower_inverse(L):
