@@ -3,22 +3,15 @@ import pytest
 import torch
 from PIL import Image
 
-from mrtlab.config import build_model
+from mrtlab import create_model
 from mrtlab.models import identify, save_model
 
-TINY = {
-    "dim": 32, "latent_tokens": 2, "encoder_layers": 1, "decoder_layers": 1,
-    "tokenizer": {"class_path": "patch_window", "init_args": {"patch": 4, "window": 2, "refine_channels": 8}},
-    "local_mixer": {"class_path": "transformer", "init_args": {"heads": 2}},
-    "global_mixer": {"class_path": "rwkv6", "init_args": {"heads": 4, "decay_rank": 8}},
-    "quantizer": {"class_path": "fsq", "init_args": {"levels": [5, 3, 4]}},
-    "entropy_model": {"class_path": "factorized"},
-}
+TINY = {"architecture": "mrt_tiny"}   # a recipe's model section; dict(TINY, dim=16) changes it
 
 
 def make_tiny(seed=0):
     torch.manual_seed(seed)
-    model = build_model(TINY)
+    model = create_model("mrt_tiny")
     with torch.no_grad():  # a non-uniform prior, so coding is not trivially uniform
         model.entropy_model.logits.normal_()
     model.update()

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from mrtlab.mixers import GlobalMixer
-from mrtlab.registry import REGISTRY
+from mrtlab.registry import lookup
 
 LINEAR = ["rwkv6", "rwkv7", "mamba2", "gla"]
 ALL = LINEAR + ["attention", "identity"]
@@ -78,7 +78,7 @@ QUADRATIC = {"rwkv6": ("mrtlab.mixers.rwkv6", "wkv6", quad_wkv6),
 
 def make(name, dim=32, seed=0):
     torch.manual_seed(seed)
-    m = REGISTRY[name](dim).double()
+    m = lookup("global_mixer", name)(dim).double()
     with torch.no_grad():  # leave the zero-initialized output layers out of the picture
         for p in m.parameters():
             if p.ndim >= 1 and p.abs().sum() == 0:
@@ -113,7 +113,7 @@ def test_every_window_sees_every_other(name):
 
 @pytest.mark.parametrize("name", ALL)
 def test_shapes_dtypes_and_registration(name):
-    m = REGISTRY[name](64)
+    m = lookup("global_mixer", name)(64)
     assert isinstance(m, GlobalMixer)
     x = torch.randn(2, 1, 7, 64, requires_grad=True)
     y = m(x)

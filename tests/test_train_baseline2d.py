@@ -84,7 +84,7 @@ def test_variable_rate_baseline_codes_every_prefix_of_slots():
     from mrtlab.config import build_model
     from mrtlab.models import identify
 
-    cfg = {"class_path": "baseline2d", "channels": 16, "downsample": 16, "slots": 3,
+    cfg = {"class_path": "baseline2d", "channels": 16, "downsample": 16, "latent_tokens": 3,
            "nested_dropout": True,
            "quantizer": {"class_path": "fsq", "init_args": {"levels": [5, 3]}},
            "entropy_model": {"class_path": "rcm", "init_args": {"dim": 16, "max_slots": 3}}}

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from ..errors import MrtlabError
+from ..registry import interface
 
 PROB_BITS = 16  # integer probability tables sum to 2**PROB_BITS
 
@@ -107,6 +108,7 @@ class Layout:
         return self.rows * self.cols * self.slots
 
 
+@interface("entropy_model")
 class EntropyModel(nn.Module, ABC):
     """Prices and codes the symbol sequence of a 1-D latent.
 
