@@ -79,7 +79,10 @@ class SymbolDecoder:
 
     def decode(self, freq: np.ndarray) -> np.ndarray:
         freq = np.ascontiguousarray(freq, dtype=np.float64)
-        sym = self._dec.decode(_FAMILY, freq / (1 << PROB_BITS)).astype(np.int64)
+        try:
+            sym = self._dec.decode(_FAMILY, freq / (1 << PROB_BITS)).astype(np.int64)
+        except (ValueError, RuntimeError) as e:  # what constriction raises on data it cannot decode
+            raise MrtlabError(f"damaged payload: {e}") from None
         if (freq[np.arange(len(sym)), sym] == 0).any():
             raise MrtlabError("damaged payload: decoded a symbol outside the alphabet")
         return sym

@@ -88,7 +88,8 @@ class CodecModel(nn.Module, ABC):
     def forward(self, image: torch.Tensor, tokens: int | None = None) -> dict:
         """Training pass: reconstruction and bits per symbol (differentiable)."""
         y, grid = self.encode(image)
-        k = tokens or (self.training_tokens() if self.training else self.latent_tokens)
+        k = self.check_tokens(tokens) if tokens else (
+            self.training_tokens() if self.training else self.latent_tokens)
         q = self.quantizer(self.keep(y, k))
         bits = self.entropy_model(q, self.layout(grid, k))
         return {"x_hat": self.decode(q, grid), "bits": bits, "symbols": q, "grid": grid,
