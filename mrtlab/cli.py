@@ -47,7 +47,7 @@ def cmd_compress(args) -> int:
     if args.tokens is not None:       # checked once, not once per image
         model.check_tokens(args.tokens)
     if args.bpp is not None:
-        check_rate_control(model)
+        check_rate_control(model, args.bpp)
     many = len(args.images) > 1
 
     def one(src: Path):
@@ -191,6 +191,7 @@ def cmd_bench(args) -> int:
                          ops_T=args.ops_T, progress=progress)
         print(bench.table(rows))
     if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(rows, indent=1))
         print(f"results: {args.json}")
     return 0

@@ -73,6 +73,18 @@ def test_cli_writes_json_and_a_table(rcm_model_file, folder, tmp_path, capsys):
     assert "payload/estimate" in capsys.readouterr().out
 
 
+def test_json_output_is_checked_before_the_work(rcm_model_file, folder, tmp_path, capsys, monkeypatch):
+    argv = ["bench", "codec", "--model", rcm_model_file, "--data", folder, "--no-compressai",
+            "--threads", "1", "--json"]
+    code, _, err = run(capsys, *argv, tmp_path / "new" / "folder" / "x.json")
+    assert code == 0, err
+    assert (tmp_path / "new" / "folder" / "x.json").is_file()  # its folders made, as compress does
+    (tmp_path / "file").write_text("")
+    monkeypatch.setattr(bench, "run", lambda *a: pytest.fail("the benchmark ran"))
+    code, _, err = run(capsys, *argv, tmp_path / "file" / "x.json")
+    assert code == 1 and "is a file, not a folder" in one_error_line(err)
+
+
 def test_missing_folder_and_missing_compressai(rcm_model_file, folder, monkeypatch):
     with pytest.raises(MrtlabError, match="no such folder"):
         bench.run(str(rcm_model_file), str(folder / "nope"), None, 1, None, False, print)
