@@ -325,7 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--ops-T", dest="ops_T", type=int, default=4096,
                    help="T of the chunked-vs-recurrent op comparison (0: skip)")
     b.add_argument("-m", "--model", help="codec: model to time (default: the bundled default)")
-    b.add_argument("--data", help=f"codec: image folder (default: {'../shared/data/kodak'})")
+    b.add_argument("--data", default="../shared/data/kodak", help="codec: image folder (default: %(default)s)")
     b.add_argument("--limit", type=int, help="codec: only the first N images")
     b.add_argument("--threads", type=int, default=2, help="codec: torch threads (both codecs)")
     b.add_argument("--compressai-python", help="codec: interpreter with compressai installed "

@@ -245,7 +245,7 @@ def test_fit_entropy_model_does_not_overwrite(tmp_path, monkeypatch):
 
     tool = runpy.run_path(str(Path(__file__).parents[1] / "tools" / "fit_entropy_model.py"))
     (tmp_path / "x.yaml").write_text("precious")
-    argv = ["--entropy", "factorized", "--out", str(tmp_path / "x")]
+    argv = ["--entropy", "factorized", "--data", str(tmp_path), "--out", str(tmp_path / "x")]
     with pytest.raises(SystemExit, match="x.yaml exists \\(use --force"):
         tool["main"](argv)
     assert (tmp_path / "x.yaml").read_text() == "precious"

@@ -217,6 +217,15 @@ def test_warm_start_through_the_loop(tmp_path, folder, capsys):
             train(fresh(variable), variable, tiny_train(tmp_path / "c", folder, init_partial=True, **bad))
 
 
+def test_training_data_comes_from_the_recipe(tmp_path):
+    """The library has no image folder of its own (no machine-specific default)."""
+    from mrtlab.train import TrainConfig
+
+    assert TrainConfig().data == ""
+    with pytest.raises(MrtlabError, match="train.data is not set"):
+        train(fresh(), TINY, TrainConfig(out=str(tmp_path)))
+
+
 def test_export_holds_the_ema_weights(tmp_path, folder):
     model = fresh()
     train(model, TINY, tiny_train(tmp_path, folder, steps=3, ema=0.9))
