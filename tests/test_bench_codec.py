@@ -15,19 +15,17 @@ from mrtlab.config import build_model
 from mrtlab.errors import MrtlabError
 from mrtlab.models import save_model
 
-from .conftest import TINY, noise_image
-from .test_cli import one_error_line, run
+from .helpers import TINY_RCM, noise_image, one_error_line, run
 
 SIZES = {"img0.png": (40, 56), "img1.png": (33, 17), "img2.ppm": (24, 20)}  # (h, w)
 
 
 @pytest.fixture(scope="module")
 def rcm_model_file(tmp_path_factory):
-    cfg = dict(TINY, entropy_model={"class_path": "rcm", "init_args": {"dim": 16, "max_slots": 2}})
     torch.manual_seed(0)
-    model = build_model(cfg)
+    model = build_model(TINY_RCM)
     model.update()
-    return save_model(model, cfg, tmp_path_factory.mktemp("m") / "tiny_rcm")
+    return save_model(model, TINY_RCM, tmp_path_factory.mktemp("m") / "tiny_rcm")
 
 
 @pytest.fixture(scope="module")

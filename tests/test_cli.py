@@ -11,20 +11,8 @@ from mrtlab.cli import main
 from mrtlab.errors import MrtlabError
 from mrtlab.models.zoo import BUNDLED_DIR
 
-from .conftest import noise_image
+from .helpers import noise_image, one_error_line, run
 
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_error_line(err):
-    lines = [l for l in err.splitlines() if l.strip()]
-    assert len(lines) == 1 and lines[0].startswith("mrtlab: error: "), err
-    assert "Traceback" not in err
-    return lines[0]
 
 
 @pytest.fixture(scope="module")

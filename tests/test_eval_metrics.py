@@ -16,7 +16,7 @@ from mrtlab.eval import fid as F
 from mrtlab.eval import metrics as M
 from mrtlab.eval import weights as W
 
-from .conftest import noise_image
+from .helpers import noise_image
 
 
 @pytest.fixture(scope="session")

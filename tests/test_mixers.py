@@ -8,12 +8,10 @@ import torch
 from mrtlab.mixers import GlobalMixer
 from mrtlab.registry import lookup
 
+from .helpers import rel
+
 LINEAR = ["rwkv6", "rwkv7", "mamba2", "gla"]
 ALL = LINEAR + ["attention", "identity"]
-
-
-def rel(a, b):
-    return ((a - b).norm() / b.norm().clamp_min(1e-30)).item()
 
 
 def pair_decay(A_rows, A_cols, inclusive: bool):

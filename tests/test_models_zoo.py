@@ -8,7 +8,7 @@ from mrtlab.codec import codec
 from mrtlab.errors import MrtlabError
 from mrtlab.models import load_model, save_model
 
-from .conftest import TINY, make_tiny
+from .helpers import TINY, make_tiny
 
 
 @pytest.fixture

@@ -7,15 +7,13 @@ from mrtlab.ops import dispatch
 from mrtlab.ops import gla as gla_mod
 from mrtlab.ops import ssd as ssd_mod
 
+from .helpers import rel
+
 OPS = {
     "gla": (gla_mod.gla_chunk, gla_mod.gla_recurrent, gla_mod.gla_step),
     "ssd": (ssd_mod.ssd_chunk, ssd_mod.ssd_recurrent, ssd_mod.ssd_step),
 }
 DECAYS = ["weak", "medium", "strong", "spiky"]
-
-
-def rel(a, b):
-    return ((a - b).norm() / b.norm().clamp_min(1e-30)).item()
 
 
 def inputs(op, B=2, H=3, T=53, K=8, V=6, decay="medium", seed=0):

@@ -16,8 +16,7 @@ from mrtlab.entropy import Layout
 from mrtlab.train.align import regroup
 from mrtlab.train.stages import encoder_side
 
-from .conftest import TINY
-from .train_helpers import image_folder, perceptual_weights, read_log, tiny_train  # noqa: F401
+from .helpers import TINY, image_folder, read_log, tiny_train
 
 ROOT = Path(__file__).resolve().parents[1]
 

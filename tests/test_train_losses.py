@@ -8,7 +8,6 @@ from mrtlab.train.discriminator import PatchGAN, hinge_d_loss, hinge_g_loss
 from mrtlab.train.ema import EMA
 from mrtlab.train.losses import Distortion, ms_ssim_loss
 
-from .train_helpers import perceptual_weights  # noqa: F401
 
 
 @pytest.fixture
