@@ -1,4 +1,4 @@
-"""Two DDP processes on CPU (gloo), started as a user would with ``accelerate launch``."""
+"""Two DDP processes on CPU (gloo), started by torchrun as ``accelerate launch`` starts them."""
 import json
 import os
 import subprocess
