@@ -49,7 +49,7 @@ def test_rows_per_image_and_mean(rcm_model_file, folder):
         file_bytes = r["bpp"] * h * w / 8
         assert file_bytes == pytest.approx(round(file_bytes))
         assert r["payload_bits"] == 8 * (round(file_bytes) - HEADER_BYTES) > 0
-        assert r["tokens"] == -(-h // 8) * -(-w // 8) * TINY["latent_tokens"]  # 8-px windows
+        assert r["tokens"] == -(-h // 8) * -(-w // 8) * 2  # mrt_tiny: 8-px windows of 2 tokens
         assert r["bits_per_token"] == pytest.approx(r["payload_bits"] / r["tokens"])
     mean = rows[-1]
     assert mean["image"] == "mean"
