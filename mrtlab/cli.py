@@ -184,6 +184,13 @@ def cmd_bench(args) -> int:
         rows = bench.run(args.model, args.data, args.limit, args.threads,
                          args.compressai_python, not args.no_compressai, progress)
         print(bench.table(rows))
+    if args.what == "train":
+        from .bench import train as bench
+        if not args.config:
+            raise MrtlabError("bench train needs --config RECIPE.yaml")
+        rows = bench.run(args.config, bench.parse_variants(args.variant or []), args.steps,
+                         args.warmup, args.rounds, progress)
+        print(bench.table(rows))
     if args.what == "mixers":
         from .bench import mixers as bench
         rows = bench.run(mixers=args.mixers or bench.MIXERS, lengths=args.lengths or bench.LENGTHS,
@@ -311,8 +318,8 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("info", help="print the header of .mrt files")
     i.add_argument("files", nargs="+")
     sub.add_parser("models", help="list the bundled models")
-    b = sub.add_parser("bench", help="benchmarks: bench mixers|codec --json OUT.json")
-    b.add_argument("what", choices=["mixers", "codec"])
+    b = sub.add_parser("bench", help="benchmarks: bench mixers|codec|train --json OUT.json")
+    b.add_argument("what", choices=["mixers", "codec", "train"])
     b.add_argument("--json", help="write the rows to this JSON file")
     b.add_argument("--force", action="store_true", help="overwrite an existing --json file")
     b.add_argument("--mixers", nargs="+", help="default: every global mixer")
@@ -332,6 +339,12 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: $MRTLAB_COMPRESSAI_PYTHON, else .venv-compressai/bin/python in the "
                    "current folder or the project root, else this one)")
     b.add_argument("--no-compressai", action="store_true", help="codec: skip compressai")
+    b.add_argument("--config", help="train: the recipe to time")
+    b.add_argument("--variant", action="append", metavar="NAME=--KEY=VALUE[,...]",
+                   help="train: a variant of the recipe (repeatable); the recipe as given runs too")
+    b.add_argument("--steps", type=int, default=12, help="train: steps per run")
+    b.add_argument("--warmup", type=int, default=4, help="train: steps left out of the timing")
+    b.add_argument("--rounds", type=int, default=2, help="train: interleaved runs of every variant")
     e = sub.add_parser("eval", help="metrics on real bitstreams: eval --data DIR [--model M] --out results.json")
     e.add_argument("--data", required=True, help="folder of images")
     e.add_argument("-m", "--model", help="bundled model name or weights path (default: the bundled default)")
@@ -341,7 +354,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("-o", "--out", default="results.json", help="results file (per-image rows beside it)")
     e.add_argument("--report", help="write an HTML report into this folder")
     e.add_argument("--reference", help="dataset of the published curves drawn in the report (kodak, clic2020, clic2020test)")
-    e.add_argument("--metrics", help="subset of psnr,ms-ssim,lpips,dists,fid (default: all)")
+    e.add_argument("--metrics", help="subset of psnr,ms-ssim,seam,lpips,dists,fid (default: all; "
+                   "seam: the seam index at 8, 16, 32 px and the codec's own periods)")
     e.add_argument("--weights", help="folder of the ImageNet backbone files (default: $MRTLAB_WEIGHTS, "
                    "else torch's hub cache)")
     e.add_argument("-f", "--force", action="store_true", help="overwrite existing outputs")
@@ -362,7 +376,43 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--max-bpp", type=float, help="draw only the points at or below this bpp")
     sub.add_parser("train", help="train from a recipe: train --config RECIPE.yaml [--key value ...]",
                    add_help=False)
+    add_weights_parser(sub)
     return p
+
+
+def add_weights_parser(sub) -> None:
+    w = sub.add_parser("weights", help="the ImageNet backbones of LPIPS, DISTS, FID: "
+                       "weights list | import FILE_OR_DIR | download [NAMES]")
+    w.add_argument("action", choices=["list", "import", "download"])
+    w.add_argument("sources", nargs="*", metavar="FILE_OR_NAME",
+                   help="import: weights files or folders; download: alexnet, vgg16, inception (default: all)")
+    w.add_argument("--weights", help="weights folder (default: $MRTLAB_WEIGHTS, else torch's hub cache)")
+    w.add_argument("-f", "--force", action="store_true", help="replace an existing weights file")
+    w.add_argument("--mirror", help="download: base URL of a mirror holding the files under their "
+                   "official names, used instead of the official hosts")
+
+
+def cmd_weights(args) -> int:
+    """Lists, imports (after checking that the tensors load) or downloads the backbones."""
+    from .eval import weights as W
+
+    if args.action == "list":
+        print("\n".join(W.status(args.weights)))
+        return 0
+    if args.action == "import":
+        if not args.sources:
+            raise MrtlabError("weights import needs a weights file or a folder of them")
+
+        def one(src: Path):
+            name, dst = W.import_file(src, args.weights, args.force)
+            print(f"{src} -> {dst}  ({name}, for {W.METRICS[name]})")
+
+        return each([f for src in args.sources for f in W.import_sources(Path(src))], one)
+    names = args.sources or list(W.FILES)
+    if unknown := [n for n in names if n not in W.FILES]:
+        raise MrtlabError(f"unknown backbone {unknown[0]!r} (known: {', '.join(W.FILES)})")
+    return each(names, lambda n: print(f"{n.name} -> " + str(W.download(
+        n.name, args.weights, args.force, args.mirror, progress=sys.stderr.isatty()))))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -373,7 +423,7 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         return {"compress": cmd_compress, "decompress": cmd_decompress, "info": cmd_info,
                 "models": cmd_models, "bench": cmd_bench, "eval": cmd_eval, "bdrate": cmd_bdrate,
-                "plot": cmd_plot}[args.command](args)
+                "plot": cmd_plot, "weights": cmd_weights}[args.command](args)
     except MrtlabError as e:
         fail(str(e))
         return 1

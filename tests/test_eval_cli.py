@@ -44,7 +44,9 @@ def test_eval_writes_compressai_layout_and_rows(capsys, tmp_path, images, tiny_m
     s, out, stdout, err = evaluate(capsys, tmp_path, images, tiny_model_file, no_weights)
     assert s["name"] == "tiny" and "3 images" in s["description"] and s["images"] == 3
     res = s["results"]
-    assert set(res) == {"bpp", "estimated_bpp", "psnr", "ms-ssim", "encoding_time", "decoding_time"}
+    # CompressAI's keys for PSNR and MS-SSIM, so its plot tool reads the file
+    assert set(res) == {"bpp", "estimated_bpp", "psnr-rgb", "ms-ssim-rgb", "encoding_time", "decoding_time",
+                        "seam-4", "seam-8", "seam-16", "seam-32"}
     assert all(isinstance(v, list) and len(v) == len(res["bpp"]) == 1 for v in res.values())
     rows = json.loads((tmp_path / s["per_image"]).read_text())["rows"]
     assert [r["image"] for r in rows] == ["astronaut.png", "cat.png", "coffee.png"]
@@ -53,7 +55,7 @@ def test_eval_writes_compressai_layout_and_rows(capsys, tmp_path, images, tiny_m
         assert (r["width"], r["height"]) == size
         assert r["bpp"] == pytest.approx(8 * r["bytes"] / (size[0] * size[1]))
     assert res["bpp"][0] == pytest.approx(np.mean([r["bpp"] for r in rows]))
-    assert res["psnr"][0] == pytest.approx(np.mean([r["psnr"] for r in rows]))
+    assert res["psnr-rgb"][0] == pytest.approx(np.mean([r["psnr"] for r in rows]))
     # metrics without weights: a reason with the exact path, never a number
     assert set(s["skipped"]) == {"lpips", "dists", "fid", "kid"}
     assert str(no_weights / "alexnet-owt-7be5be79.pth") in s["skipped"]["lpips"]
@@ -71,7 +73,7 @@ def test_eval_baseline_has_one_value_per_rate(capsys, tmp_path, images, no_weigh
     assert s["points"] == [{"target_bpp": 0.6}, {"target_bpp": 1.2}] and s["skipped"] == {}
     assert len(s["results"]["bpp"]) == 2 and "estimated_bpp" not in s["results"]
     assert s["results"]["bpp"][0] < s["results"]["bpp"][1]
-    assert s["results"]["psnr"][0] < s["results"]["psnr"][1]
+    assert s["results"]["psnr-rgb"][0] < s["results"]["psnr-rgb"][1]
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +95,7 @@ def test_variable_rate_model_gives_a_curve(capsys, tmp_path, images, variable_ra
     s, *_ = evaluate(capsys, tmp_path, images, variable_rate_model_file, no_weights, "--metrics", "psnr")
     assert s["points"] == [{"tokens": 1}, {"tokens": 2}, {"tokens": 3}]  # default: every rate
     bpp = s["results"]["bpp"]
-    assert len(bpp) == 3 and bpp[0] < bpp[1] < bpp[2] and len(s["results"]["psnr"]) == 3
+    assert len(bpp) == 3 and bpp[0] < bpp[1] < bpp[2] and len(s["results"]["psnr-rgb"]) == 3
     out = tmp_path / "two.json"
     code, _, err = run(capsys, "eval", "--data", images, "--model", variable_rate_model_file, "--out", out,
                        "--tokens", "1,3", "--metrics", "psnr", "-q")
@@ -110,7 +112,7 @@ def test_small_images_skip_ms_ssim_with_a_reason(capsys, tmp_path, tiny_model_fi
     folder.mkdir()
     Image.fromarray(skdata.astronaut()[:100, :120]).save(folder / "a.png")
     s, *_ = evaluate(capsys, tmp_path, folder, tiny_model_file, no_weights, "--metrics", "psnr,ms-ssim")
-    assert "ms-ssim" not in s["results"] and "smaller than 161 px" in s["skipped"]["ms-ssim"]
+    assert "ms-ssim-rgb" not in s["results"] and "smaller than 161 px" in s["skipped"]["ms-ssim"]
 
 
 @pytest.mark.parametrize("argv,message", [
@@ -264,7 +266,7 @@ def test_exact_reconstruction_gives_a_capped_psnr_that_files_accept(capsys, tmp_
 
     result = R.evaluate(Lossless(), R.list_images(images), ["psnr"], progress=False)
     out, _ = R.write(result, tmp_path / "lossless.json")
-    assert json.loads(out.read_text())["results"]["psnr"] == [100.0]
+    assert json.loads(out.read_text())["results"]["psnr-rgb"] == [100.0]
     assert load(out).get("psnr") == [100.0]  # a number, not null: the file is readable
     code, _, err = run(capsys, "plot", out, "-o", tmp_path / "rd.png")
     assert code == 0, err
@@ -308,7 +310,7 @@ def test_two_processes_split_the_images(capsys, tmp_path, images, tiny_model_fil
     rows = json.loads((tmp_path / dist["per_image"]).read_text())["rows"]
     assert [r["image"] for r in rows] == [r["image"] for r in single_rows]
     assert [r["bytes"] for r in rows] == [r["bytes"] for r in single_rows]
-    assert dist["results"]["psnr"] == pytest.approx(single["results"]["psnr"])
+    assert dist["results"]["psnr-rgb"] == pytest.approx(single["results"]["psnr-rgb"])
     assert proc.stdout.count("results:") == 1  # only the main process writes and prints
     assert len(list((tmp_path / "report" / "img").iterdir())) == 3 and (tmp_path / "report" / "index.html").is_file()
 

@@ -146,6 +146,31 @@ def test_eval_with_every_metric(fake_weights, tmp_path, tiny_model_file, capsys)
     assert code == 0, capsys.readouterr().err
     summary = json.loads(out.read_text())
     assert summary["skipped"] == {}
-    for key in ("bpp", "psnr", "ms-ssim", "lpips", "dists", "fid", "kid"):
+    for key in ("bpp", "psnr-rgb", "ms-ssim-rgb", "lpips", "dists", "fid", "kid"):
         assert len(summary["results"][key]) == 1 and np.isfinite(summary["results"][key][0])
     assert summary["results"]["fid_patches"] == [2]
+
+
+def test_the_originals_features_are_computed_once(fake_weights, photo):
+    """An original compared with several reconstructions runs each backbone on it once, and the
+    scores equal those of networks without the reuse."""
+    calls = []
+
+    def features(x):
+        calls.append(x.shape)
+        return x * 2
+    reused = M.reuse_features(features)
+    a, b, c = torch.zeros(1, 3, 4, 4), torch.ones(1, 3, 4, 4), torch.full((1, 3, 4, 4), 2.0)
+    for x in (a, b, a, c, a, b):
+        assert torch.equal(reused(x.clone()), x * 2)
+    assert len(calls) == 4  # a, b, c, then b again (only the last two inputs are kept)
+
+    p = M.Perceptual(folder=fake_weights)
+    plain = {"lpips": M.build_lpips(fake_weights), "dists": M.build_dists(fake_weights)}
+    recs = [photo[::-1].copy(), np.ascontiguousarray(photo[:, ::-1]), photo // 2]
+    for rec in recs:
+        got = p(photo, rec)
+        x, y = M.to_tensor(photo), M.to_tensor(rec)
+        with torch.no_grad():
+            assert got["lpips"] == pytest.approx(float(plain["lpips"](x, y, normalize=True)), rel=1e-6)
+            assert got["dists"] == pytest.approx(float(plain["dists"](x, y)), rel=1e-5)

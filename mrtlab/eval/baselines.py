@@ -19,6 +19,8 @@ FORMATS = {
     "jpeg": ("JPEG", 1, 95, {"optimize": True}),
     "webp": ("WEBP", 0, 100, {"method": 6}),
 }
+# Where each format's blocks lie (Pillow's JPEG subsamples chroma 4:2:0: 16-px MCUs).
+PERIODS = {"jpeg": {"block": 8, "mcu": 16}, "webp": {"macroblock": 16}}
 
 
 def encode_at(rgb: np.ndarray, fmt: str, quality: int) -> bytes:
@@ -66,7 +68,7 @@ class PillowCodec:
             raise MrtlabError(f"baseline {fmt} needs target rates: --bpp 0.1,0.2,...")
         if any(t <= 0 for t in targets):
             raise MrtlabError(f"target rates must be positive (got {targets})")
-        self.fmt, self.name = fmt, fmt
+        self.fmt, self.name, self.periods = fmt, fmt, PERIODS[fmt]
         self.points = [{"target_bpp": t} for t in targets]
         self.description = (f"Pillow {FORMATS[fmt][0]} (quality by bisection to each target bpp; "
                             "rows marked floor could not go that low)")

@@ -10,10 +10,13 @@ from pathlib import Path
 from ..errors import MrtlabError
 
 REFERENCE_DIR = Path(str(resources.files("mrtlab.eval") / "reference"))
-# Older CompressAI files say "psnr"/"ms-ssim", newer ones "psnr-rgb"/"ms-ssim-rgb".
+# Older CompressAI files (and mrtlab's first ones, e.g. docs/results/) say "psnr"/"ms-ssim",
+# newer ones "psnr-rgb"/"ms-ssim-rgb": the keys CompressAI's eval writes and its plot tool reads.
 ALIASES = {"psnr": ("psnr", "psnr-rgb"), "ms-ssim": ("ms-ssim", "ms-ssim-rgb", "msssim")}
-HIGHER_IS_BETTER = {"psnr": True, "ms-ssim": True, "lpips": False, "dists": False, "fid": False,
-                    "kid": False}
+# What ``mrtlab eval`` writes in ``results`` for a metric, so ``compressai.utils.plot`` reads it.
+COMPRESSAI_KEYS = {"psnr": "psnr-rgb", "ms-ssim": "ms-ssim-rgb"}
+HIGHER_IS_BETTER = {"psnr": True, "ms-ssim": True, "ssim": True, "lpips": False, "dists": False,
+                    "fid": False, "kid": False, "niqe": False}
 
 
 @dataclass

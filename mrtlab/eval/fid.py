@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..errors import need
+from ..errors import MrtlabError, need
 from . import weights
 from .metrics import Skipped
 
@@ -32,10 +32,12 @@ def build_inception(folder=None):
     """torch-fidelity's Inception-v3 (2048-d pool features) from the local file, or ``Skipped``."""
     path = weights.weights_file("inception", folder)
     if not path.is_file():
-        return Skipped(f"weights not found: {path} (torch-fidelity Inception-v3; put it there or "
-                       f"point --weights / ${weights.ENV} to its folder)")
+        return Skipped(weights.missing("inception", path))
     extractor = need("torch_fidelity.feature_extractor_inceptionv3").FeatureExtractorInceptionV3
-    weights.load_state(path)  # refuses anything but plain tensors before torch-fidelity loads it
+    try:
+        weights.check_file("inception", path)  # plain tensors of the right shapes, or one line
+    except MrtlabError as e:
+        return Skipped(str(e))
     with weights.offline():
         return extractor("inception-v3-compat", ["2048"], feature_extractor_weights_path=str(path))
 

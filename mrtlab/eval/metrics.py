@@ -1,6 +1,6 @@
 """Per-image quality metrics on 8-bit RGB: PSNR, MS-SSIM, LPIPS (AlexNet), DISTS (VGG-16).
 
-LPIPS and DISTS need ImageNet backbones that cannot be downloaded here. Each is built only
+LPIPS and DISTS need ImageNet backbones, which evaluation never downloads. Each is built only
 from a local file (see ``weights.py``); when the file is missing the metric is *skipped* with
 the path where it was expected, so a number is never reported without its real weights."""
 from __future__ import annotations
@@ -49,10 +49,12 @@ def _backbone(name: str, folder):
 
     path = weights.weights_file(name, folder)
     if not path.is_file():
-        return Skipped(f"weights not found: {path} (ImageNet {name}; put it there or point "
-                       f"--weights / ${weights.ENV} to its folder)")
+        return Skipped(weights.missing(name, path))
+    try:
+        state = weights.load_state(path)
+    except MrtlabError as e:  # not a tensor file: skipped like a file of the wrong network
+        return Skipped(str(e))
     net = getattr(torchvision.models, name)(weights=None)
-    state = weights.load_state(path)
     feats = {k.removeprefix("features."): v for k, v in state.items() if k.startswith("features.")}
     try:
         net.features.load_state_dict(feats)
@@ -98,13 +100,37 @@ def build_dists(folder=None):
     return net.eval().to(memory_format=torch.channels_last)  # ~15% faster VGG on CPU
 
 
+def reuse_features(features):
+    """Wrap a backbone's ``features(x)`` so that the last two distinct inputs are not run again.
+
+    An eval compares one original with a reconstruction at every rate point (and with JPEG and
+    WebP in a report): the original's features are then computed once per image, not once per
+    comparison. Inputs are matched by value (a cheap ``torch.equal`` beside a VGG-16 pass)."""
+    memory: list[tuple[torch.Tensor, object]] = []
+
+    def cached(x, *args, **kwargs):
+        for i, (seen, out) in enumerate(memory):
+            if seen.shape == x.shape and seen.dtype == x.dtype and torch.equal(seen, x):
+                memory.append(memory.pop(i))  # most recently used last
+                return out
+        out = features(x, *args, **kwargs)
+        memory.append((x.detach().clone(), out))
+        del memory[:-2]
+        return out
+    return cached
+
+
 class Perceptual:
-    """LPIPS and DISTS, each a network or the reason it is skipped."""
+    """LPIPS and DISTS, each a network (built once) or the reason it is skipped."""
 
     def __init__(self, names=("lpips", "dists"), folder=None):
         build = {"lpips": build_lpips, "dists": build_dists}
         self.nets = {n: build[n](folder) for n in names}
         self.skipped = {n: str(v) for n, v in self.nets.items() if isinstance(v, Skipped)}
+        if "lpips" in self.nets and not isinstance(self.nets["lpips"], Skipped):
+            self.nets["lpips"].net.forward = reuse_features(self.nets["lpips"].net.forward)
+        if "dists" in self.nets and not isinstance(self.nets["dists"], Skipped):
+            self.nets["dists"].forward_once = reuse_features(self.nets["dists"].forward_once)
 
     @torch.inference_mode()
     def __call__(self, a: np.ndarray, b: np.ndarray) -> dict:

@@ -16,7 +16,7 @@ from PIL import Image
 from ..errors import MrtlabError
 from .baselines import PillowCodec
 from .curves import Curve
-from .run import measure
+from .run import measure, own_seam_keys
 
 BASELINES = (("jpeg", ".jpg", "JPEG"), ("webp", ".webp", "WebP"))
 COLUMNS = ("bpp", "psnr", "ms-ssim", "lpips", "dists", "fid", "kid", "encoding_time", "decoding_time")
@@ -61,26 +61,28 @@ class Report:
         plot([ours, *baselines, *references], self.dir / "rd.png",
              title=f"{summary['name']}: {summary['images']} images", logx=True)
         page = self.dir / "index.html"
-        page.write_text(self._html(summary, rows, ours, baselines), encoding="utf-8")
+        columns = (*COLUMNS[:3], *own_seam_keys(summary), *COLUMNS[3:])
+        page.write_text(self._html(summary, rows, ours, baselines, columns), encoding="utf-8")
         return page
 
     @staticmethod
     def _means(rows, fmt, n_points):
-        keys = [k for k in COLUMNS if all(r["compare"][fmt].get(k) is not None for r in rows)]
+        keys = [k for k in rows[0]["compare"][fmt] if (k in COLUMNS or k.startswith("seam-"))
+                and all(r["compare"][fmt].get(k) is not None for r in rows)]
         res = {k: [float(np.mean([r["compare"][fmt][k] for r in rows if r["point"] == p]))
                    for p in range(n_points)] for k in keys}
         return res["bpp"], res
 
-    def _html(self, summary, rows, ours: Curve, baselines: list[Curve]) -> str:
+    def _html(self, summary, rows, ours: Curve, baselines: list[Curve], columns) -> str:
         e = html.escape
-        head = "".join(f"<th>{e(k)}</th>" for k in COLUMNS)
+        head = "".join(f"<th>{e(k)}</th>" for k in columns)
         body = []
         for curve in (ours, *baselines):
             for p, point in enumerate(summary["points"]):
                 label = curve.name + (f" ({', '.join(f'{k}={v}' for k, v in point.items())})"
                                       if len(summary["points"]) > 1 or curve is ours else "")
-                cells = "".join(f"<td>{_fmt(curve.metrics[k][p]) if k in curve.metrics else '—'}</td>"
-                                for k in COLUMNS)
+                cells = "".join(f"<td>{_fmt(curve.get(k)[p]) if curve.has(k) else '—'}</td>"
+                                for k in columns)
                 body.append(f"<tr><th>{e(label)}</th>{cells}</tr>")
         skipped = "".join(f"<li><b>{e(k)}</b>: {e(v)}</li>" for k, v in summary["skipped"].items())
         sections = [self._image(r) for r in rows]
@@ -116,6 +118,7 @@ def _caption(row: dict) -> str:
     if "psnr" in row:
         parts.append(f"PSNR {_fmt(row['psnr'])} dB")
     parts += [f"{k.upper()} {row[k]:.4f}" for k in ("ms-ssim", "lpips", "dists") if row.get(k) is not None]
+    parts += [f"seams {k[5:]} px {v:.2f}" for k, v in row.items() if k.startswith("seam-")]
     return ", ".join(parts)
 
 

@@ -15,8 +15,9 @@ import numpy as np
 from ..codec.image_io import IMAGE_SUFFIXES
 from ..errors import MrtlabError
 from . import metrics as M
+from . import seams
 
-METRICS = ("psnr", "ms-ssim", "lpips", "dists", "fid")  # "fid" gives FID and KID
+METRICS = ("psnr", "ms-ssim", "seam", "lpips", "dists", "fid")  # "fid" gives FID and KID
 PACKAGES = {"ms-ssim": "pytorch_msssim", "lpips": "lpips", "dists": "DISTS_pytorch", "fid": "torch_fidelity"}
 ROW_KEYS = ("bpp", "estimated_bpp", "psnr", "ms-ssim", "lpips", "dists", "encoding_time",
             "decoding_time")
@@ -45,6 +46,7 @@ class ModelCodec:
         if tokens is None:
             tokens = list(range(1, model.latent_tokens + 1)) if model.variable_rate else [model.latent_tokens]
         self.points = [{"tokens": model.check_tokens(t)} for t in tokens]
+        self.periods = model.periods()
         source = Path(model.source)       # a training run exports out/model.safetensors
         self.name = source.parent.name if source.stem == "model" and source.parent.name else source.stem
         self.description = f"mrtlab model {model.source} (fingerprint {model.fingerprint.hex()})"
@@ -71,6 +73,9 @@ def measure(codec, point: dict, rgb: np.ndarray, perceptual, names=METRICS):
         row["psnr"] = M.psnr(rgb, rec)
     if "ms-ssim" in names:
         row["ms-ssim"] = M.ms_ssim(rgb, rec)
+    if "seam" in names:
+        row.update({seams.key(p): seams.seam_index(rgb, rec, p)
+                    for p in seams.periods(getattr(codec, "periods", None))})
     row.update(perceptual(rgb, rec))
     row.update({"encoding_time": enc_s, "decoding_time": dec_s, **extra})
     return row, rec, data
@@ -145,13 +150,15 @@ def mean_per_point(rows: list[dict], key: str, n_points: int) -> list | str | No
 
 def summarize(codec, rows, feats, skipped: dict, n_images: int, data_name: str) -> dict:
     from .. import __version__
+    from .curves import COMPRESSAI_KEYS
     from .fid import score
 
     results = {}
-    for key in ROW_KEYS:
+    seam_keys = sorted({k for r in rows for k in r if k.startswith("seam-")}, key=lambda k: int(k[5:]))
+    for key in (*ROW_KEYS, *seam_keys):
         m = mean_per_point(rows, key, len(codec.points))
         if isinstance(m, list):
-            results[key] = m
+            results[COMPRESSAI_KEYS.get(key, key)] = m
         elif isinstance(m, str):
             skipped[key] = m
     if feats is not None:
@@ -173,6 +180,7 @@ def summarize(codec, rows, feats, skipped: dict, n_images: int, data_name: str) 
                         f"bpp = 8 × whole file bytes / pixels; mrtlab {__version__}"),
         "results": results,
         "points": codec.points,
+        "seam_periods": getattr(codec, "periods", {}),
         "images": n_images,
         "skipped": skipped,
     }
@@ -203,13 +211,22 @@ def write(result: dict, out: Path) -> tuple[Path, Path]:
     return out, rows_path
 
 
+def own_seam_keys(summary: dict) -> list[str]:
+    """The seam-index keys at the codec's own periods (all measured ones if it names none)."""
+    own = summary.get("seam_periods") or {}
+    keys = [seams.key(p) for p in sorted(set(own.values()), reverse=True)]
+    return keys or [k for k in summary["results"] if k.startswith("seam-")]
+
+
 def table(summary: dict) -> str:
     """The means as a small text table, one line per rate point."""
-    res = summary["results"]
+    from .curves import Curve
+
+    res = Curve(summary["name"], summary["results"]["bpp"], summary["results"], "(this run)")
     keys = [k for k in ("bpp", "estimated_bpp", "psnr", "ms-ssim", "lpips", "dists", "fid", "kid",
-                        "encoding_time", "decoding_time") if k in res]
+                        *own_seam_keys(summary), "encoding_time", "decoding_time") if res.has(k)]
     lines = ["point  " + "  ".join(f"{k:>13}" for k in keys)]
     for p, point in enumerate(summary["points"]):
         label = ",".join(f"{k}={v}" for k, v in point.items())
-        lines.append(f"{label:<7}" + "  ".join(f"{res[k][p]:>13.5g}" for k in keys))
+        lines.append(f"{label:<7}" + "  ".join(f"{res.get(k)[p]:>13.5g}" for k in keys))
     return "\n".join(lines)

@@ -1,15 +1,21 @@
-"""Where the ImageNet backbones of LPIPS, DISTS and FID are looked for, and a guard so
-that nothing is ever downloaded: a missing file is reported with its path, never fetched."""
+"""The ImageNet backbones of LPIPS, DISTS and FID: where they are looked for, how a file is
+checked (it must load into the right network), and ``mrtlab weights`` (list, import, download).
+Evaluation itself never downloads: a missing file is reported with its path, never fetched."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import http.client
 import os
+import re
+import shutil
+import warnings
 from pathlib import Path
 from unittest import mock
 
 import torch
 
-from ..errors import MrtlabError
+from ..errors import MrtlabError, need
 
 ENV = "MRTLAB_WEIGHTS"
 # The file names the packages would download into torch's hub cache.
@@ -18,6 +24,18 @@ FILES = {
     "vgg16": "vgg16-397923af.pth",                            # DISTS (torchvision VGG-16)
     "inception": "weights-inception-2015-12-05-6726825d.pth",  # FID/KID (torch-fidelity)
 }
+METRICS = {"alexnet": "lpips", "vgg16": "dists", "inception": "fid, kid"}
+# Where torchvision 0.x and torch-fidelity 0.4 download them from (tests check the installed ones).
+URLS = {
+    "alexnet": "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
+    "vgg16": "https://download.pytorch.org/models/vgg16-397923af.pth",
+    "inception": "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/"
+                 "weights-inception-2015-12-05-6726825d.pth",
+}
+# torchvision downloads with check_hash=True: the "-<hex>." in its file names is a sha256 prefix.
+# torch-fidelity publishes no hash, so its file is checked by loading it into its network.
+HASH_PREFIX = {"alexnet": "7be5be79", "vgg16": "397923af", "inception": None}
+SUFFIXES = (".pth", ".pt", ".bin", ".ckpt")  # the files `import DIR` tries to recognise
 
 
 def weights_dir(given: str | Path | None = None) -> Path:
@@ -29,24 +47,182 @@ def weights_dir(given: str | Path | None = None) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints"
 
 
+def weights_source(given: str | Path | None = None) -> str:
+    """Which rule of ``weights_dir`` chose the folder."""
+    return "--weights" if given else f"${ENV}" if os.environ.get(ENV) else "torch's hub cache"
+
+
 def weights_file(backbone: str, folder: str | Path | None = None) -> Path:
     return weights_dir(folder) / FILES[backbone]
+
+
+def missing(backbone: str, path: Path) -> str:
+    """The reason a metric is skipped for want of its file: the path, and how to get the file."""
+    return (f"weights not found: {path} ({backbone}; get it with `mrtlab weights download "
+            f"{backbone}` or `mrtlab weights import FILE`, or point --weights / ${ENV} to its folder)")
+
+
+def _first_line(e: Exception) -> str:
+    """torch's errors run over many lines; the one that says what is wrong."""
+    text = str(e)
+    m = re.search(r"WeightsUnpickler error:\s*(\S[^\n]*)", text)
+    lines = [s.strip() for s in text.splitlines() if s.strip()]
+    boilerplate = ("Weights only load failed", "Check the documentation", "Error(s) in loading")
+    useful = [s for s in lines if not s.startswith(boilerplate)]
+    line = m.group(1) if m else (useful or lines or [""])[0]
+    return line.split(". Please")[0][:200] or type(e).__name__
 
 
 def load_state(path: Path) -> dict:
     """A plain tensor state dict (``weights_only``: no code runs from the file)."""
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. "Detected pickle protocol 4"
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unreadable file is the same problem for the user
-        raise MrtlabError(f"cannot read weights {path}: {e}") from None
+        raise MrtlabError(f"cannot read weights {path}: not a plain tensor file ({_first_line(e)})") from None
     if not isinstance(state, dict):
-        raise MrtlabError(f"weights {path} are not a state dict")
+        raise MrtlabError(f"weights {path} are not a state dict (a {type(state).__name__})")
     return state
 
 
+def check_file(backbone: str, path: Path) -> None:
+    """Refuse (one line) a file whose tensors do not load, strictly, into the backbone's network:
+    torchvision's AlexNet/VGG-16 (``features.*`` only, or the whole model) or torch-fidelity's
+    Inception-v3 (its own loader). Networks are built on the meta device: no memory, no init."""
+    state = load_state(path)  # refuses anything but plain tensors before torch-fidelity loads it
+    try:
+        with torch.device("meta"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # copying into meta tensors is a no-op, said loudly
+            if backbone == "inception":
+                fe = need("torch_fidelity.feature_extractor_inceptionv3")
+                fe.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"],
+                                               feature_extractor_weights_path=str(path))
+            else:
+                net = getattr(need("torchvision.models"), backbone)(weights=None)
+                if all(k.startswith("features.") for k in state):  # the convolutional part only
+                    net = torch.nn.ModuleDict({"features": net.features})
+                net.load_state_dict(state, strict=True, assign=True)
+    except MrtlabError:
+        raise
+    except Exception as e:  # noqa: BLE001 - wrong keys, shapes or types: all "not these weights"
+        raise MrtlabError(f"{path} does not hold {backbone} weights ({_first_line(e)})") from None
+
+
+def identify(path: Path) -> str:
+    """The backbone a file is for: by its name, else by which network its tensors load into."""
+    for name, file in FILES.items():
+        if path.name == file:
+            check_file(name, path)
+            return name
+    load_state(path)  # not tensors at all: say so rather than "not alexnet, vgg16, inception"
+    for name in FILES:
+        try:
+            check_file(name, path)
+            return name
+        except MrtlabError:
+            continue
+    raise MrtlabError(f"{path}: not weights of any of {', '.join(FILES)} (no network loads its tensors)")
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def status(folder=None) -> list[str]:
+    """``mrtlab weights list``: each backbone's expected path, found or missing, the metrics that
+    need it, its sha256 and whether it loads into its network (the check that matters: files
+    converted elsewhere hold the same tensors in other bytes)."""
+    lines = [f"folder: {weights_dir(folder)} (from {weights_source(folder)})"]
+    for name in FILES:
+        path = weights_file(name, folder)
+        lines.append(f"{name:<10} {'found' if path.is_file() else 'missing':<8} "
+                     f"for {METRICS[name]:<9} {path}")
+        if not path.is_file():
+            lines.append(f"{'':<10} get it: mrtlab weights download {name}  (or mrtlab weights import FILE)")
+            continue
+        try:
+            check_file(name, path)
+            usable = "loads into its network"
+        except MrtlabError as e:
+            usable = f"NOT USABLE: {e}"
+        digest, prefix = sha256(path), HASH_PREFIX[name]
+        origin = ("no published hash" if prefix is None else "the official download"
+                  if digest.startswith(prefix) else "not the official download's bytes")
+        lines.append(f"{'':<10} sha256 {digest} ({origin}); {usable}")
+    return lines
+
+
+def import_sources(src: Path) -> list[Path]:
+    """The files ``import`` tries: SRC itself, or every torch-like file of the folder SRC."""
+    if not src.exists():
+        raise MrtlabError(f"{src}: no such file or folder")
+    if not src.is_dir():
+        return [src]
+    files = sorted(p for p in src.iterdir() if p.is_file() and p.suffix in SUFFIXES)
+    if not files:
+        raise MrtlabError(f"{src}: no {', '.join(SUFFIXES)} files in this folder")
+    return files
+
+
+def _check_writable(dst: Path, force: bool) -> None:
+    if dst.exists() and not force:
+        raise MrtlabError(f"{dst} exists (use --force to replace it)")
+
+
+@contextlib.contextmanager
+def _staged(dst: Path):
+    """A temporary name beside ``dst``, renamed to ``dst`` only if the block succeeds: an
+    interrupted or refused copy never leaves a file under the final name."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.part")
+    try:
+        yield tmp
+        os.replace(tmp, dst)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def import_file(src: Path, folder=None, force: bool = False) -> tuple[str, Path]:
+    """Copy a checked weights file into the weights folder under the name eval looks for."""
+    name = identify(src)
+    dst = weights_file(name, folder)
+    if dst.exists() and dst.resolve() == src.resolve():
+        raise MrtlabError(f"{src} is already the {name} file of {dst.parent}")
+    _check_writable(dst, force)
+    with _staged(dst) as tmp:
+        shutil.copyfile(src, tmp)
+    return name, dst
+
+
+def download(name: str, folder=None, force: bool = False, mirror: str | None = None,
+             progress: bool = False) -> Path:
+    """Fetch one backbone with torch.hub's downloader, checked against its published sha256
+    prefix (torchvision) or by loading it (torch-fidelity); ``mirror`` replaces the official
+    host with a folder URL holding the files under their official names."""
+    url = f"{mirror.rstrip('/')}/{FILES[name]}" if mirror else URLS[name]
+    dst = weights_file(name, folder)
+    _check_writable(dst, force)
+    with _staged(dst) as tmp:
+        try:
+            torch.hub.download_url_to_file(url, str(tmp), HASH_PREFIX[name], progress=progress)
+        except (OSError, ValueError, RuntimeError, http.client.HTTPException) as e:  # offline, URL, hash
+            raise MrtlabError(f"cannot download {url}: {_first_line(e)}") from None
+        if HASH_PREFIX[name] is None:
+            try:
+                check_file(name, tmp)
+            except MrtlabError as e:  # named by its URL: the temporary file is gone
+                raise MrtlabError(f"downloaded {url} is not usable: {str(e).replace(str(tmp), 'file')}") from None
+    return dst
+
+
 def _refuse(url, *args, **kwargs):
-    raise MrtlabError(f"refusing to download {url}: mrtlab never downloads weights; "
-                      f"put the file in {weights_dir()} (or set ${ENV})")
+    raise MrtlabError(f"refusing to download {url}: mrtlab eval never downloads weights; "
+                      f"run `mrtlab weights download` or put the file in {weights_dir()}")
 
 
 @contextlib.contextmanager

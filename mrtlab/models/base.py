@@ -47,6 +47,11 @@ class CodecModel(nn.Module, ABC):
 
     variable_rate: bool = False
 
+    def periods(self) -> dict[str, int]:
+        """The pixel periods of the model's own grids (window, patch, cell…): where a codec
+        that draws each unit on its own would leave seams (``mrtlab eval`` measures there)."""
+        return {}
+
     def layout(self, grid: Grid, tokens: int | None = None) -> Layout:
         """Where the symbol sequence of an image lies: windows × tokens kept per window."""
         return Layout(tokens or self.latent_tokens, grid.windows_h, grid.windows_w)

@@ -92,6 +92,9 @@ class Baseline2D(CodecModel):
         s = self.downsample
         return Grid(height, width, -(-height // s), -(-width // s), s)
 
+    def periods(self) -> dict[str, int]:
+        return {"cell": self.downsample}
+
     def encode(self, image: torch.Tensor) -> tuple[torch.Tensor, Grid]:
         B, _, H, W = image.shape
         g = self.grid(H, W)

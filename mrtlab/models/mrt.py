@@ -130,6 +130,9 @@ class MRT(CodecModel):
     def grid(self, height: int, width: int) -> Grid:
         return self.tokenizer.grid(height, width)
 
+    def periods(self) -> dict[str, int]:
+        return {"window": self.grid(1, 1).window_px, "patch": self.tokenizer.patch}
+
     # -- analysis / synthesis ---------------------------------------------------------
     def encode(self, image: torch.Tensor) -> tuple[torch.Tensor, Grid]:
         tokens, grid = self.tokenizer.tokenize(image)    # [B, nWh, nWw, S², D]

@@ -32,6 +32,7 @@ class Tokenizer(nn.Module, ABC):
     The model appends the latent (encoder) or mask (decoder) tokens it owns.
     """
     tokens_per_window: int
+    patch: int  # pixels per patch side (one token)
 
     @abstractmethod
     def grid(self, height: int, width: int) -> Grid: ...

@@ -20,7 +20,8 @@ from .discriminator import PatchGAN, hinge_d_loss, hinge_g_loss
 from .ema import EMA
 from .logs import TrainLog
 from .losses import Distortion
-from .settings import TrainConfig, lr_factor
+from .precision import choose as choose_precision
+from .settings import TrainConfig, lr_factor, rate_weight
 from .stages import CodecStep, start_stage
 from .validate import validate
 
@@ -40,8 +41,10 @@ def train(model, model_cfg: dict, cfg: TrainConfig) -> Path:
     set_seed(cfg.seed)
     fresh = start_stage(model, cfg)
     step_mod = CodecStep(model, cfg.stage, cfg.rate_weight > 0)
+    if cfg.channels_last:
+        step_mod.to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW([p for p in step_mod.parameters() if p.requires_grad], lr=cfg.lr,
-                            weight_decay=cfg.weight_decay)
+                            weight_decay=cfg.weight_decay, fused=cfg.fused_optimizer or None)
     disc = opt_d = None
     if cfg.adv:
         disc = PatchGAN(cfg.disc_width)
@@ -50,6 +53,8 @@ def train(model, model_cfg: dict, cfg: TrainConfig) -> Path:
     else:
         step_mod, opt = acc.prepare(step_mod, opt)
     raw = acc.unwrap_model(step_mod).codec
+    if cfg.compile:
+        step_mod = torch.compile(step_mod)
     ema = EMA(raw, cfg.ema).to(acc.device) if cfg.ema else None
     if ema is not None:
         acc.register_for_checkpointing(ema)
@@ -57,7 +62,7 @@ def train(model, model_cfg: dict, cfg: TrainConfig) -> Path:
     teacher = Teacher(cfg.teacher, raw, cfg.crop, acc.device) if cfg.align else None
 
     recipe = json.loads(json.dumps({"train": vars(cfg), "model": model_cfg}, default=str))
-    start = resume(acc, state_dir, recipe)
+    start, cpu_before = resume(acc, state_dir, recipe)
     if fresh and start == 0 and acc.is_main_process:
         parts = ", ".join(sorted({name.split(".")[0] for name in fresh}))
         print(f"mrtlab: note: warm start from {cfg.init}: {len(fresh)} tensors start fresh ({parts})",
@@ -70,7 +75,7 @@ def train(model, model_cfg: dict, cfg: TrainConfig) -> Path:
            if cfg.val_data and cfg.val_every and acc.is_main_process else None)
     logs = TrainLog(out, start, cfg.steps, acc.is_main_process, cfg.tensorboard)
     exported = ema.model if ema is not None else raw
-    batches, t0 = iter(loader), time.time()
+    batches, t0, cpu0 = iter(loader), time.time(), time.process_time()
     step_mod.train()
     try:
         for step in range(start + 1, cfg.steps + 1):
@@ -78,6 +83,8 @@ def train(model, model_cfg: dict, cfg: TrainConfig) -> Path:
             stats = {}
             for k in range(cfg.grad_accum):
                 x = next(batches).to(acc.device)
+                if cfg.channels_last:
+                    x = x.contiguous(memory_format=torch.channels_last)
                 with no_sync(acc, [step_mod, disc], k < cfg.grad_accum - 1):
                     terms = micro_step(acc, step_mod, distortion, teacher, disc, x, cfg, step)
                 for name, v in terms.items():
@@ -91,13 +98,15 @@ def train(model, model_cfg: dict, cfg: TrainConfig) -> Path:
             if step % cfg.log_every == 0 or step == cfg.steps:
                 row = {"step": step, **{k: acc.reduce(v, "mean").item() for k, v in sorted(stats.items())}}
                 crops = (step - start) * cfg.batch_size * cfg.grad_accum * acc.num_processes
+                seconds = time.time() - t0
                 row.update(psnr=-10 * math.log10(max(row["mse"], 1e-10)), lr=cfg.lr * factor,
-                           crops_per_s=crops / (time.time() - t0))
+                           crops_per_s=crops / seconds, time_s=seconds,
+                           cpu_s=cpu_before + time.process_time() - cpu0)
                 logs.write(row)
             if val is not None and (step % cfg.val_every == 0 or step == cfg.steps):
                 logs.write({"step": step, **validate(exported, val)})
             if step % cfg.save_every == 0 or step == cfg.steps:
-                save_checkpoint(acc, state_dir, step, recipe)
+                save_checkpoint(acc, state_dir, step, recipe, cpu_before + time.process_time() - cpu0)
                 if acc.is_main_process:
                     export(exported, model_cfg, out / "model")
     finally:
@@ -113,6 +122,8 @@ def check_settings(cfg: TrainConfig) -> None:
         raise MrtlabError("train.align needs a teacher model: set train.teacher")
     if cfg.init_partial and (cfg.stage != 1 or not cfg.init):
         raise MrtlabError("train.init_partial is a stage-1 warm start: it needs train.init and stage 1")
+    if cfg.mixed_precision not in ("auto", "no", "bf16", "fp16"):
+        raise MrtlabError(f"train.mixed_precision must be auto, no, bf16 or fp16, not {cfg.mixed_precision!r}")
     if cfg.mixed_precision == "fp16" and cfg.adv:
         # Accelerate's one GradScaler would unscale the discriminator's gradients twice
         raise MrtlabError("train.mixed_precision fp16 cannot train the adversarial loss (train.adv); "
@@ -135,8 +146,14 @@ def accelerator(model, cfg: TrainConfig):
     ddp = DistributedDataParallelKwargs(find_unused_parameters=model.variable_rate)
     # several processes and no GPU: Accelerate runs DDP over gloo only when told "cpu"
     several = int(os.environ.get("WORLD_SIZE", "1")) > 1
-    return Accelerator(mixed_precision=cfg.mixed_precision, kwargs_handlers=[ddp],
-                       cpu=several and not torch.cuda.is_available())
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    precision, why = choose_precision(cfg.mixed_precision, device)
+    acc = Accelerator(mixed_precision=precision, kwargs_handlers=[ddp],
+                      cpu=several and not torch.cuda.is_available())
+    if acc.is_main_process:
+        print(f"mrtlab: note: mixed precision {precision if precision != 'no' else 'off (fp32)'}: {why}",
+              file=sys.stderr)
+    return acc
 
 
 def micro_step(acc, step_mod, distortion, teacher, disc, x, cfg: TrainConfig, step: int) -> dict:
@@ -154,7 +171,7 @@ def micro_step(acc, step_mod, distortion, teacher, disc, x, cfg: TrainConfig, st
         terms["bpp"] = res["em_bits"].float().sum() / pixels
         loss = loss + terms["bpp"]
         if "bits" in res:
-            loss = loss + cfg.rate_weight * res["bits"].float().sum() / pixels
+            loss = loss + rate_weight(step, cfg) * res["bits"].float().sum() / pixels
         if teacher is not None:
             terms["align"] = teacher.loss(res["q"], x, res["tokens"])
             loss = loss + cfg.align * terms["align"]
@@ -198,15 +215,16 @@ def last_checkpoint(state_dir: Path) -> Path | None:
                  if (d / "step.json").is_file()), None)
 
 
-def resume(acc, state_dir: Path, recipe: dict) -> int:
-    """Load the last checkpoint, if any; returns its step (0 for a fresh run).
+def resume(acc, state_dir: Path, recipe: dict) -> tuple[int, float]:
+    """Load the last checkpoint, if any; returns its step (0 for a fresh run) and the process
+    CPU seconds (of the main process) spent to reach it.
 
     Settings changed since the checkpoint (``recipe.json`` beside it) are listed in one
     note; a checkpoint whose model, optimizers or other states do not fit is refused.
     """
     last = last_checkpoint(state_dir)
     if last is None:
-        return 0
+        return 0, 0.0
     saved = last / "recipe.json"  # checkpoints of older versions have none
     changed = changed_settings(json.loads(saved.read_text()), recipe) if saved.is_file() else ""
     try:
@@ -217,7 +235,8 @@ def resume(acc, state_dir: Path, recipe: dict) -> int:
                           f"{' '.join(str(e).split())[:200]}); give another train.out") from None
     if changed and acc.is_main_process:
         print(f"mrtlab: note: resuming {state_dir.parent} with changed settings: {changed}", file=sys.stderr)
-    return json.loads((last / "step.json").read_text())["step"]
+    done = json.loads((last / "step.json").read_text())
+    return done["step"], done.get("cpu_s", 0.0)
 
 
 def changed_settings(saved: dict, recipe: dict) -> str:
@@ -233,7 +252,7 @@ def changed_settings(saved: dict, recipe: dict) -> str:
                      if k not in ("out", "force") and old.get(k) != new.get(k))
 
 
-def save_checkpoint(acc, state_dir: Path, step: int, recipe: dict) -> None:
+def save_checkpoint(acc, state_dir: Path, step: int, recipe: dict, cpu_s: float = 0.0) -> None:
     """Write the state to a fresh folder, then swap it in: a crash leaves the last good one.
 
     ``recipe.json`` beside ``step.json`` keeps the settings, for the note of ``resume``.
@@ -245,7 +264,7 @@ def save_checkpoint(acc, state_dir: Path, step: int, recipe: dict) -> None:
     acc.save_state(str(tmp))
     if acc.is_main_process:
         (tmp / "recipe.json").write_text(json.dumps(recipe, indent=1))
-        (tmp / "step.json").write_text(json.dumps({"step": step}))
+        (tmp / "step.json").write_text(json.dumps({"step": step, "cpu_s": cpu_s}))
         if state_dir.exists():
             if old.exists():  # a kill during the last swap's clean-up left both
                 shutil.rmtree(old)

@@ -28,13 +28,17 @@ class TrainConfig:
     grad_accum: int = 1
     grad_clip: float = 1.0
     ema: float = 0.0
-    mixed_precision: str = "no"
+    mixed_precision: str = "auto"  # bf16 where the device runs it fast (train/precision.py)
+    fused_optimizer: bool = False
+    channels_last: bool = False
+    compile: bool = False
     seed: int = 0
     # stages and losses: loss = rate_weight·bpp + Σ weight·term
     stage: int = 1
     init: str = ""
     init_partial: bool = False  # stage 1: load only the tensors of ``init`` that fit (warm start)
     rate_weight: float = 0.0
+    rate_warmup: int = 0  # steps over which the rate weight grows linearly from 0
     mse: float = 1.0
     msssim: float = 0.0
     lpips: float = 0.0
@@ -52,6 +56,12 @@ class TrainConfig:
     save_every: int = 200
     log_every: int = 10
     tensorboard: bool = True
+
+
+def rate_weight(step: int, cfg: TrainConfig) -> float:
+    """λ at ``step`` (from 1): a linear warm-up lets every latent token learn to carry its own
+    part of the image before the rate term can price copies of the first token at ~0 bits."""
+    return cfg.rate_weight * min(1.0, step / cfg.rate_warmup) if cfg.rate_warmup else cfg.rate_weight
 
 
 def lr_factor(step: int, cfg: TrainConfig) -> float:

@@ -19,11 +19,16 @@ def validate(model, images: list[tuple[str, np.ndarray]]) -> dict:
     was_training = model.training
     model.eval()
     model.update()
-    bpp, psnr = [], []
+    bpp, psnr, slot_bits, symbols = [], [], [], []
     device = next(model.parameters()).device
     for _, rgb in images:
         x = torch.from_numpy(np.array(rgb)).permute(2, 0, 1)[None].float().to(device) / 255
         res = model.compress(x)
+        if model.latent_tokens > 1:
+            q = model.quantizer(model.encode(x)[0])
+            bits = model.entropy_model(q, model.layout(res["grid"]))            # [1, T, C]
+            slot_bits.append(bits.reshape(-1, model.latent_tokens, bits.shape[-1]).sum(-1).mean(0))
+            symbols.append(res["symbols"].reshape(-1, model.latent_tokens, res["symbols"].shape[-1]))
         h, w = rgb.shape[:2]
         size = len(pack(Header(b"\0" * 4, h, w, res["tokens"]), res["payload"]))
         out = model.reconstruct(res["symbols"].to(device), res["grid"]).permute(1, 2, 0).cpu().numpy()
@@ -31,4 +36,20 @@ def validate(model, images: list[tuple[str, np.ndarray]]) -> dict:
         bpp.append(8 * size / (h * w))
         psnr.append(10 * math.log10(255 ** 2 / max(mse, 1e-10)))
     model.train(was_training)
-    return {"val_bpp": float(np.mean(bpp)), "val_psnr": float(np.mean(psnr))}
+    out = {"val_bpp": float(np.mean(bpp)), "val_psnr": float(np.mean(psnr))}
+    if slot_bits:
+        out |= token_stats(torch.stack(slot_bits).mean(0), torch.cat(symbols))
+    return out
+
+
+def token_stats(slot_bits: torch.Tensor, symbols: torch.Tensor) -> dict:
+    """Bits per window of each latent token and the largest correlation between the symbols
+    of two tokens of the same window: tokens that copy each other (correlation near 1, bits
+    near 0 after the first) are the collapse that a rate term can drive a model into."""
+    x = symbols.float().transpose(0, 1).reshape(symbols.shape[1], -1)      # [L, windows·C]
+    x = x - x.mean(1, keepdim=True)
+    norm = x.norm(dim=1)
+    corr = (x @ x.T) / (norm[:, None] * norm[None, :]).clamp_min(1e-9)
+    off = corr[~torch.eye(len(corr), dtype=torch.bool)]
+    return {**{f"val_bits_token{i + 1}": float(b) for i, b in enumerate(slot_bits)},
+            "val_token_corr_max": float(off.abs().max())}
