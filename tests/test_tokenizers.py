@@ -8,7 +8,7 @@ from mrtlab.codec import decode, encode
 from mrtlab.config import build_model
 from mrtlab.tokenizers import ConvWindowTokenizer, PatchWindowTokenizer
 
-from .conftest import TINY
+from .helpers import TINY
 
 
 def tokenizers():
