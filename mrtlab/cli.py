@@ -47,7 +47,7 @@ def cmd_compress(args) -> int:
     if args.tokens is not None:       # checked once, not once per image
         model.check_tokens(args.tokens)
     if args.bpp is not None:
-        check_rate_control(model)
+        check_rate_control(model, args.bpp)
     many = len(args.images) > 1
 
     def one(src: Path):
@@ -198,6 +198,7 @@ def cmd_bench(args) -> int:
                          ops_T=args.ops_T, progress=progress)
         print(bench.table(rows))
     if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(rows, indent=1))
         print(f"results: {args.json}")
     return 0
@@ -331,7 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--ops-T", dest="ops_T", type=int, default=4096,
                    help="T of the chunked-vs-recurrent op comparison (0: skip)")
     b.add_argument("-m", "--model", help="codec: model to time (default: the bundled default)")
-    b.add_argument("--data", help=f"codec: image folder (default: {'../shared/data/kodak'})")
+    b.add_argument("--data", default="../shared/data/kodak", help="codec: image folder (default: %(default)s)")
     b.add_argument("--limit", type=int, help="codec: only the first N images")
     b.add_argument("--threads", type=int, default=2, help="codec: torch threads (both codecs)")
     b.add_argument("--compressai-python", help="codec: interpreter with compressai installed "

@@ -1,6 +1,13 @@
-"""Recipes: YAML → jsonargparse → objects, with registry short names and CLI overrides."""
+"""Recipes: YAML → jsonargparse → objects, with registry short names and CLI overrides.
+
+A recipe may ``include:`` other recipes (paths relative to it; a list is applied in order)
+and hold only what differs from them; its ``model:`` may name an ``architecture:``
+(``mrtlab.list_models()``) plus the arguments that differ. Both are resolved here, before
+jsonargparse sees the recipe, into one full model section.
+"""
 from __future__ import annotations
 
+import copy
 import importlib
 import os
 from pathlib import Path
@@ -13,10 +20,9 @@ from .errors import MrtlabError
 from .models import baseline2d  # noqa: F401  (registers the 2-D baseline)
 from .models.base import CodecModel
 from .models.mrt import MRT
-from .registry import class_path, register, resolve_short_names
+from .registry import ARCHITECTURES, class_path, resolve_short_names
 
 os.environ.setdefault("JSONARGPARSE_DEPRECATION_WARNINGS", "off")
-register("mrt")(MRT)
 
 
 def recipe_parser(model_class: type = MRT, prog: str = "mrtlab") -> ArgumentParser:
@@ -50,7 +56,39 @@ def split_model_section(model_cfg: dict) -> tuple[str | None, dict]:
     args = dict(model_cfg)
     path = args.pop("class_path", None)
     args.update(args.pop("init_args", None) or {})
-    return (class_path(path) if path else None), args
+    return (class_path(path, "model") if path else None), args
+
+
+def merge(base: dict, over: dict) -> dict:
+    """``over`` on top of ``base``, section by section; a section that names another
+    ``class_path`` or ``architecture`` is replaced whole (the old arguments may not fit)."""
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        old = out.get(key)
+        if (isinstance(old, dict) and isinstance(value, dict)
+                and all(value.get(k, old.get(k)) == old.get(k) for k in ("class_path", "architecture"))):
+            out[key] = merge(old, value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def expand_model_section(section: dict) -> dict:
+    """A model section with its ``architecture`` spelled out and short names resolved;
+    arguments saved under an earlier name get their present one."""
+    section = resolve_short_names({"model": section})["model"]
+    name = section.pop("architecture", None)
+    if name is not None:
+        if name not in ARCHITECTURES:
+            raise MrtlabError(f"unknown architecture {name!r}; known: {', '.join(sorted(ARCHITECTURES))}")
+        base = resolve_short_names({"model": ARCHITECTURES[name]["section"]})["model"]
+        section = merge(base, section)
+    renamed = model_class(section.get("class_path")).renamed_arguments
+    for args in (section, section.get("init_args") or {}):
+        for old, new in renamed.items():
+            if old in args and new not in args:
+                args[new] = args.pop(old)
+    return section
 
 
 def one_line(e: Exception, limit: int = 300) -> str:
@@ -64,6 +102,12 @@ COMPONENTS = ("tokenizer", "local_mixer", "global_mixer", "quantizer", "entropy_
 def _names_a_part(key: str) -> bool:
     """``--model.global_mixer`` or ``--….class_path``: the keys whose value may be a short name."""
     return key.endswith(".class_path") or key in {f"--model.{c}" for c in COMPONENTS}
+
+
+def _kind(key: str) -> str | None:
+    """``--model.global_mixer[.class_path]`` → ``global_mixer``: the registry a short name is in."""
+    parts = key.removeprefix("--").removesuffix(".class_path").split(".")
+    return parts[-1] if parts[0] == "model" and len(parts) == 2 else None
 
 
 def _resolve_argv(argv: list[str]) -> tuple[list[str], str | None]:
@@ -82,21 +126,30 @@ def _resolve_argv(argv: list[str]) -> tuple[list[str], str | None]:
                 model_path = path or model_path
             out += ["--config", yaml.safe_dump(recipe)]
         elif key == "--model.class_path":
-            model_path = class_path(value if eq else next(it, ""))
+            model_path = class_path(value if eq else next(it, ""), "model")
         elif _names_a_part(key) and eq:
-            out.append(f"{key}={class_path(value)}")
+            out.append(f"{key}={class_path(value, _kind(key))}")
         elif _names_a_part(key):
             value = next(it, None)
-            out += [key] if value is None else [key, class_path(value)]
+            out += [key] if value is None else [key, class_path(value, _kind(key))]
         else:
             out.append(arg)
     return out, model_path
 
 
-def load_recipe(path: str | Path) -> dict:
-    """Read a recipe file with short names resolved (no objects built)."""
+def load_recipe(path: str | Path, expand: bool = True) -> dict:
+    """Read a recipe file with its includes applied, its model section expanded
+    (``expand_model_section``; not with ``expand=False``, which keeps a model file's
+    section as it is written) and short names resolved (no objects built)."""
+    data = _read_with_includes(Path(path), ())
+    if expand and isinstance(data.get("model"), dict):
+        data["model"] = expand_model_section(data["model"])
+    return resolve_short_names(data)
+
+
+def _read_with_includes(path: Path, chain: tuple[Path, ...]) -> dict:
     try:
-        text = Path(path).read_text()
+        text = path.read_text()
     except OSError as e:
         raise MrtlabError(f"cannot read recipe {path}: {e.strerror or e}") from None
     try:
@@ -105,7 +158,16 @@ def load_recipe(path: str | Path) -> dict:
         raise MrtlabError(f"recipe {path} is not valid YAML: {str(e).splitlines()[0]}") from None
     if not isinstance(data, dict):
         raise MrtlabError(f"recipe {path} is not a mapping of sections")
-    return resolve_short_names(data)
+    chain += (path.resolve(),)
+    includes = data.pop("include", None) or []
+    base: dict = {}
+    for name in [includes] if isinstance(includes, str) else includes:
+        inc = (path.parent / str(name)).resolve()
+        if inc in chain:
+            cycle = " → ".join(p.name for p in chain[chain.index(inc):] + (inc,))
+            raise MrtlabError(f"recipe {path} includes itself ({cycle})")
+        base = merge(base, _read_with_includes(inc, chain))
+    return merge(base, data)
 
 
 def parse(argv: list[str]) -> Namespace:
@@ -125,15 +187,33 @@ def parse(argv: list[str]) -> Namespace:
 
 
 def build_model(model_cfg: dict | Namespace) -> CodecModel:
-    """Instantiate the model section of a recipe (a dict or a parsed Namespace)."""
+    """Instantiate the model section of a recipe (a dict or a parsed Namespace); the
+    model's ``config`` is the full section, as a trained model's file holds it."""
     if isinstance(model_cfg, Namespace):
         model_cfg = model_cfg.as_dict()
-    path, args = split_model_section(resolve_short_names(model_cfg))
+    path, args = split_model_section(expand_model_section(model_cfg))
     parser = recipe_parser(model_class(path))
     try:
         cfg = parser.parse_object({"model": args})
-        return parser.instantiate(cfg).model
+        model = parser.instantiate(cfg).model
     except MrtlabError:
         raise
     except Exception as e:
         raise MrtlabError(f"cannot build the model from its recipe: {one_line(e)}") from None
+    section = cfg.model.as_dict()
+    model.config = section if path is None else {"class_path": path, **section}
+    return model
+
+
+def create_model(architecture: str, **overrides) -> CodecModel:
+    """A freshly initialised model of a named architecture (``list_models()``), with the
+    given arguments changed: ``create_model("mrt_small", dim=64, global_mixer="gla")``.
+    A part may be given by its short name or as a section (``{"class_path": …, "init_args": …}``)."""
+    parts = {k: {"class_path": v} if isinstance(v, str) and k in COMPONENTS else v
+             for k, v in overrides.items()}
+    return build_model({"architecture": architecture, **parts})
+
+
+def list_models() -> dict[str, str]:
+    """The named architectures, each with one line about it."""
+    return {name: a["about"] for name, a in sorted(ARCHITECTURES.items())}

@@ -6,10 +6,23 @@ class MrtlabError(Exception):
     """A problem with the user's input (file, image, model, option): shown as one line."""
 
 
+# the optional packages: import name → (pip name, the extras of setup.cfg that install it)
+OPTIONAL = {
+    "pytorch_msssim": ("pytorch-msssim", ("train", "eval")),
+    "lpips": ("lpips", ("train", "eval")),
+    "DISTS_pytorch": ("DISTS_pytorch", ("train", "eval")),
+    "torch_fidelity": ("torch-fidelity", ("eval",)),
+    "bjontegaard": ("bjontegaard", ("eval",)),
+    "matplotlib": ("matplotlib", ("eval",)),
+}
+
+
 def need(module: str):
-    """Import a package of the ``eval`` extra, or a one-line error saying how to install it."""
+    """Import an optional package (``OPTIONAL``), or a one-line error saying how to install it."""
     try:
         return importlib.import_module(module)
     except ModuleNotFoundError as e:
-        raise MrtlabError(f"the Python package {(e.name or module).split('.')[0]} is not installed: "
-                          'pip install "mrtlab[eval]"') from None
+        top = (e.name or module).split(".")[0]
+        pip, extras = OPTIONAL.get(top, (top, ()))
+        hint = f" (in the extras {', '.join(f'mrtlab[{x}]' for x in extras)})" if extras else ""
+        raise MrtlabError(f"the Python package {pip} is not installed: pip install {pip}{hint}") from None

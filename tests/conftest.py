@@ -1,4 +1,4 @@
-import numpy as np
+"""Fixtures shared by the test files; helpers (functions, the tiny model's section) are in helpers.py."""
 import pytest
 import torch
 from PIL import Image
@@ -6,23 +6,7 @@ from PIL import Image
 from mrtlab.config import build_model
 from mrtlab.models import identify, save_model
 
-TINY = {
-    "dim": 32, "latent_tokens": 2, "encoder_layers": 1, "decoder_layers": 1,
-    "tokenizer": {"class_path": "patch_window", "init_args": {"patch": 4, "window": 2, "refine_channels": 8}},
-    "local_mixer": {"class_path": "transformer", "init_args": {"heads": 2}},
-    "global_mixer": {"class_path": "rwkv6", "init_args": {"heads": 4, "decay_rank": 8}},
-    "quantizer": {"class_path": "fsq", "init_args": {"levels": [5, 3, 4]}},
-    "entropy_model": {"class_path": "factorized"},
-}
-
-
-def make_tiny(seed=0):
-    torch.manual_seed(seed)
-    model = build_model(TINY)
-    with torch.no_grad():  # a non-uniform prior, so coding is not trivially uniform
-        model.entropy_model.logits.normal_()
-    model.update()
-    return identify(model, TINY, f"tiny{seed}")
+from .helpers import TINY, TINY_RCM, make_tiny
 
 
 @pytest.fixture(scope="session")
@@ -44,5 +28,31 @@ def astronaut_png(tmp_path_factory):
     return path
 
 
-def noise_image(h, w, seed=0):
-    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+@pytest.fixture(scope="module")
+def rcm_model():
+    """The tiny model with a small RCM (autoregressive coding), in coding mode."""
+    torch.manual_seed(0)
+    model = identify(build_model(TINY_RCM), TINY_RCM, "tiny-rcm")
+    model.update()
+    return model
+
+
+@pytest.fixture(scope="session")
+def perceptual_weights(tmp_path_factory):
+    """A folder with AlexNet and VGG-16 feature weights under torchvision's file names,
+    randomly initialised (the ImageNet ones cannot be downloaded here)."""
+    import torch
+    import torchvision
+
+    folder = tmp_path_factory.mktemp("weights")
+    torch.manual_seed(0)
+    for arch, name in (("alexnet", "alexnet-owt-7be5be79.pth"), ("vgg16", "vgg16-397923af.pth")):
+        with torch.device("meta"):
+            net = getattr(torchvision.models, arch)(weights=None)
+        features = net.features.to_empty(device="cpu")
+        for m in features.modules():
+            if isinstance(m, torch.nn.Conv2d):
+                torch.nn.init.kaiming_normal_(m.weight)
+                torch.nn.init.zeros_(m.bias)
+        torch.save({f"features.{k}": v for k, v in features.state_dict().items()}, folder / name)
+    return folder

@@ -15,19 +15,17 @@ from mrtlab.config import build_model
 from mrtlab.errors import MrtlabError
 from mrtlab.models import save_model
 
-from .conftest import TINY, noise_image
-from .test_cli import one_error_line, run
+from .helpers import TINY_RCM, noise_image, one_error_line, run
 
 SIZES = {"img0.png": (40, 56), "img1.png": (33, 17), "img2.ppm": (24, 20)}  # (h, w)
 
 
 @pytest.fixture(scope="module")
 def rcm_model_file(tmp_path_factory):
-    cfg = dict(TINY, entropy_model={"class_path": "rcm", "init_args": {"dim": 16, "max_slots": 2}})
     torch.manual_seed(0)
-    model = build_model(cfg)
+    model = build_model(TINY_RCM)
     model.update()
-    return save_model(model, cfg, tmp_path_factory.mktemp("m") / "tiny_rcm")
+    return save_model(model, TINY_RCM, tmp_path_factory.mktemp("m") / "tiny_rcm")
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +49,7 @@ def test_rows_per_image_and_mean(rcm_model_file, folder):
         file_bytes = r["bpp"] * h * w / 8
         assert file_bytes == pytest.approx(round(file_bytes))
         assert r["payload_bits"] == 8 * (round(file_bytes) - HEADER_BYTES) > 0
-        assert r["tokens"] == -(-h // 8) * -(-w // 8) * TINY["latent_tokens"]  # 8-px windows
+        assert r["tokens"] == -(-h // 8) * -(-w // 8) * 2  # mrt_tiny: 8-px windows of 2 tokens
         assert r["bits_per_token"] == pytest.approx(r["payload_bits"] / r["tokens"])
     mean = rows[-1]
     assert mean["image"] == "mean"
@@ -71,6 +69,18 @@ def test_cli_writes_json_and_a_table(rcm_model_file, folder, tmp_path, capsys):
     rows = json.loads(out.read_text())
     assert {"model", "image", "encode_s", "decode_s", "bpp"} <= set(rows[0])
     assert "payload/estimate" in capsys.readouterr().out
+
+
+def test_json_output_is_checked_before_the_work(rcm_model_file, folder, tmp_path, capsys, monkeypatch):
+    argv = ["bench", "codec", "--model", rcm_model_file, "--data", folder, "--no-compressai",
+            "--threads", "1", "--json"]
+    code, _, err = run(capsys, *argv, tmp_path / "new" / "folder" / "x.json")
+    assert code == 0, err
+    assert (tmp_path / "new" / "folder" / "x.json").is_file()  # its folders made, as compress does
+    (tmp_path / "file").write_text("")
+    monkeypatch.setattr(bench, "run", lambda *a: pytest.fail("the benchmark ran"))
+    code, _, err = run(capsys, *argv, tmp_path / "file" / "x.json")
+    assert code == 1 and "is a file, not a folder" in one_error_line(err)
 
 
 def test_missing_folder_and_missing_compressai(rcm_model_file, folder, monkeypatch):

@@ -11,20 +11,8 @@ from mrtlab.cli import main
 from mrtlab.errors import MrtlabError
 from mrtlab.models.zoo import BUNDLED_DIR
 
-from .conftest import noise_image
+from .helpers import noise_image, one_error_line, run
 
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_error_line(err):
-    lines = [l for l in err.splitlines() if l.strip()]
-    assert len(lines) == 1 and lines[0].startswith("mrtlab: error: "), err
-    assert "Traceback" not in err
-    return lines[0]
 
 
 @pytest.fixture(scope="module")
@@ -130,6 +118,7 @@ def flip_bit(data, i):
     ("magic", "not an mrtlab file"),
     ("version", "version"),
     ("empty", "truncated"),
+    ("text", "not an mrtlab file"),   # shorter than a header: what it is comes first
 ])
 def test_damaged_files(tmp_path, mrt_file, capsys, damage, expect):
     data = mrt_file.read_bytes()
@@ -142,6 +131,7 @@ def test_damaged_files(tmp_path, mrt_file, capsys, damage, expect):
         "magic": lambda d: b"PK" + d[2:],
         "version": lambda d: d[:2] + b"\x07" + d[3:],
         "empty": lambda d: b"",
+        "text": lambda d: b"hello\n",
     }[damage](data)
     bad = tmp_path / "bad.mrt"
     bad.write_bytes(data)
@@ -231,6 +221,10 @@ def test_rate_options(tmp_path, small_png, tiny_model_file, capsys):
     code, _, err = run(capsys, "compress", small_png, small_png, "-o", tmp_path / "many",
                        "--model", tiny_model_file, "--bpp", "0.05")
     assert code == 1 and "needs a variable-rate model" in one_error_line(err)  # once, not per image
+    for bpp in ("-1", "0"):
+        code, _, err = run(capsys, "compress", small_png, "-o", tmp_path / "neg", "--bpp", bpp)
+        assert code == 1 and "must be above 0 bpp" in one_error_line(err)
+    assert not (tmp_path / "neg").exists()
 
 
 def test_fit_entropy_model_does_not_overwrite(tmp_path, monkeypatch):
@@ -239,7 +233,7 @@ def test_fit_entropy_model_does_not_overwrite(tmp_path, monkeypatch):
 
     tool = runpy.run_path(str(Path(__file__).parents[1] / "tools" / "fit_entropy_model.py"))
     (tmp_path / "x.yaml").write_text("precious")
-    argv = ["--entropy", "factorized", "--out", str(tmp_path / "x")]
+    argv = ["--entropy", "factorized", "--data", str(tmp_path), "--out", str(tmp_path / "x")]
     with pytest.raises(SystemExit, match="x.yaml exists \\(use --force"):
         tool["main"](argv)
     assert (tmp_path / "x.yaml").read_text() == "precious"

@@ -186,7 +186,7 @@ def test_decoding_twice_gives_the_same_symbols_and_garbage_is_an_error():
     ("hyperprior", "fsq", "categorical"), ("rcm", "scalar", "gaussian"),
     ("hyperprior", "scalar", "logistic")])
 def test_mrt_codec_round_trip_with_each_entropy_model(name, quantizer, dist):
-    from .conftest import TINY
+    from .helpers import TINY
     from mrtlab.codec import codec
     from mrtlab.config import build_model
     from mrtlab.models import identify

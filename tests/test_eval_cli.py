@@ -3,19 +3,17 @@ skip records, one-line errors, the HTML report in headless Chromium, accelerate 
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 from skimage import data as skdata
 
-from mrtlab.errors import MrtlabError
+from mrtlab.errors import OPTIONAL, MrtlabError
 
-from .test_cli import one_error_line, run
+from .helpers import one_error_line, run, two_processes
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +83,7 @@ def variable_rate_model_file(tmp_path_factory):
     from mrtlab.config import build_model
     from mrtlab.models import save_model
 
-    from .conftest import TINY
+    from .helpers import TINY
     cfg = dict(TINY, nested_dropout=True, latent_tokens=3)
     torch.manual_seed(0)
     model = build_model(cfg)
@@ -232,7 +230,10 @@ def test_a_missing_package_is_one_line_naming_the_extra(capsys, monkeypatch, tmp
     monkeypatch.setitem(sys.modules, package, None)  # `import package` now fails
     argv = [a.format(tmp=tmp_path, imgs=images) for a in argv]
     code, _, err = run(capsys, *argv, *(["--model", tiny_model_file] if argv[0] == "eval" else []))
-    assert code == 1 and f'{package} is not installed: pip install "mrtlab[eval]"' in one_error_line(err)
+    pip = OPTIONAL[package][0]
+    line = one_error_line(err)
+    assert code == 1 and f"{pip} is not installed: pip install {pip} (in the extras" in line
+    assert "mrtlab[eval]" in line
     assert not (tmp_path / "r.json").exists()  # refused before the run
 
 
@@ -294,21 +295,14 @@ def test_report_renders_in_headless_chromium(capsys, tmp_path, images, tiny_mode
 
 
 @pytest.mark.slow
-def test_accelerate_launch_splits_the_images(capsys, tmp_path, images, tiny_model_file, no_weights):
+def test_two_processes_split_the_images(capsys, tmp_path, images, tiny_model_file, no_weights):
     single, *_ = evaluate(capsys, tmp_path, images, tiny_model_file, no_weights)
     single_rows = json.loads((tmp_path / single["per_image"]).read_text())["rows"]
     out = tmp_path / "dist.json"
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    accelerate = Path(sys.executable).with_name("accelerate")
-    with socket.socket() as s:  # a free port: another torchrun on this machine may hold 29500
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.run([str(accelerate), "launch", "--multi_gpu", "--num_processes", "2",
-                           "--main_process_port", str(port),
-                           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-                           "-m", "mrtlab.cli", "eval", "--data", str(images), "--model",
-                           str(tiny_model_file), "--out", str(out), "--weights", str(no_weights), "-q",
-                           "--report", str(tmp_path / "report")],
+    proc = subprocess.run(two_processes("-m", "mrtlab.cli", "eval", "--data", images, "--model",
+                                        tiny_model_file, "--out", out, "--weights", no_weights, "-q",
+                                        "--report", tmp_path / "report"),
                           capture_output=True, text=True, timeout=600, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     dist = json.loads(out.read_text())

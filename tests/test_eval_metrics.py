@@ -16,7 +16,7 @@ from mrtlab.eval import fid as F
 from mrtlab.eval import metrics as M
 from mrtlab.eval import weights as W
 
-from .conftest import noise_image
+from .helpers import noise_image
 
 
 @pytest.fixture(scope="session")
@@ -78,7 +78,8 @@ def test_a_missing_package(fake_weights, tmp_path, monkeypatch, metric, modules)
         monkeypatch.setitem(sys.modules, m, None)
     # no weights file: skipped for that reason, whether the package is there or not
     assert "weights not found" in M.Perceptual([metric], tmp_path).skipped[metric]
-    with pytest.raises(MrtlabError, match=f'{modules[0]} is not installed: pip install "mrtlab.eval."'):
+    extras = r"\(in the extras mrtlab\[train\], mrtlab\[eval\]\)"
+    with pytest.raises(MrtlabError, match=rf"{modules[0]} is not installed: pip install {modules[0]} {extras}"):
         M.Perceptual([metric], fake_weights)
 
 

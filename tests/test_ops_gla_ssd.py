@@ -8,15 +8,13 @@ from mrtlab.ops import naive
 from mrtlab.ops import ssd as ssd_mod
 from mrtlab.ops import utils
 
+from .helpers import rel
+
 OPS = {
     "gla": (gla_mod.gla_chunk, naive.gla_recurrent, naive.gla_step),
     "ssd": (ssd_mod.ssd_chunk, naive.ssd_recurrent, naive.ssd_step),
 }
 DECAYS = ["weak", "medium", "strong", "spiky"]
-
-
-def rel(a, b):
-    return ((a - b).norm() / b.norm().clamp_min(1e-30)).item()
 
 
 def inputs(op, B=2, H=3, T=53, K=8, V=6, decay="medium", seed=0):

@@ -11,12 +11,10 @@ from mrtlab.ops import wkv7 as wkv7_module
 from mrtlab.ops.naive import wkv7_recurrent, wkv7_step
 from mrtlab.ops.wkv7 import wkv7, wkv7_chunk
 
+from .helpers import rel
+
 TOL = 1e-5
 NAMES = "r w k v a b h0".split()
-
-
-def rel(a, b):
-    return ((a - b).norm() / b.norm().clamp_min(1e-30)).item()
 
 
 def inputs(B=2, H=2, T=45, K=16, V=12, decay="weak", seed=0):

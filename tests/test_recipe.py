@@ -6,6 +6,7 @@ import torch
 
 from mrtlab.config import build_model, load_recipe, parse
 from mrtlab.errors import MrtlabError
+from mrtlab.models import CodecModel
 from mrtlab.mixers import IdentityMixer, RWKV6Mixer
 from mrtlab.quantizers import ScalarQuantizer
 
@@ -35,17 +36,66 @@ def test_overrides_swap_parts_by_short_name():
 
 
 def test_full_class_paths_work_too(tmp_path):
-    text = DEMO.read_text().replace("class_path: rwkv6", "class_path: mrtlab.mixers.identity.IdentityMixer")
-    text = text.replace("init_args: {heads: 4, decay_rank: 32}", "init_args: {}")
-    (tmp_path / "r.yaml").write_text(text)
+    (tmp_path / "r.yaml").write_text(f"include: {DEMO}\nmodel:\n  global_mixer:\n"
+                                     "    class_path: mrtlab.mixers.identity.IdentityMixer\n")
     cfg = parse(["--config", str(tmp_path / "r.yaml")])
     assert isinstance(build_model(cfg.model.as_dict()).encoder.glob[0], IdentityMixer)
 
 
-def test_bundled_recipes_parse():
-    for path in (ROOT / "recipes").rglob("*.yaml"):
-        cfg = parse(["--config", str(path)])
-        build_model(cfg.model.as_dict())
+RECIPE_FILES = sorted((ROOT / "recipes").rglob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", RECIPE_FILES, ids=lambda p: str(p.relative_to(ROOT / "recipes")))
+def test_every_recipe_builds_its_model(path):
+    cfg = parse(["--config", str(path)])
+    assert isinstance(build_model(cfg.model.as_dict()), CodecModel)
+    assert cfg.train.out.startswith("runs/")
+
+
+def test_ablations_cover_every_global_mixer_and_entropy_model():
+    from mrtlab.registry import REGISTRIES
+
+    for folder, part in (("ablations", "global_mixer"), ("ablations/entropy", "entropy_model")):
+        found = {load_recipe(p)["model"][part]["class_path"].rpartition(".")[2]
+                 for p in (ROOT / "recipes" / folder).glob("*.yaml")}
+        assert found == {c.__name__ for c in REGISTRIES[part].values()}, folder
+
+
+def write(folder, name, text):
+    (folder / name).write_text(text)
+    return folder / name
+
+
+def test_include_is_relative_to_the_including_recipe_and_holds_what_differs(tmp_path):
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    write(tmp_path, "base.yaml", "model:\n  architecture: mrt_tiny\n  global_mixer:\n"
+          "    class_path: rwkv6\n    init_args: {heads: 2, decay_rank: 4}\n"
+          "train: {data: images, steps: 7, out: runs/base}\n")
+    mid = write(sub, "mid.yaml", "include: ../base.yaml\nmodel:\n  global_mixer:\n"
+                "    init_args: {heads: 4}\ntrain: {out: runs/mid}\n")
+    top = write(tmp_path, "top.yaml", "include: [sub/mid.yaml]\nmodel:\n  dim: 16\n"
+                "  entropy_model: {class_path: hyperprior}\n")
+    cfg = parse(["--config", str(top), "--train.steps=9"])
+    assert (cfg.train.data, cfg.train.steps, cfg.train.out) == ("images", 9, "runs/mid")
+    model = build_model(cfg.model.as_dict())
+    mixer = model.encoder.glob[0]
+    assert model.dim == 16 and mixer.heads == 4 and mixer.decay_a.out_features == 4  # merged by argument
+    assert type(model.entropy_model).__name__ == "Hyperprior"
+    swapped = write(tmp_path, "swap.yaml", "include: base.yaml\nmodel:\n  global_mixer: {class_path: gla}\n")
+    assert "init_args" not in load_recipe(swapped)["model"]["global_mixer"]  # another part: replaced whole
+
+
+def test_include_cycles_and_unknown_architectures_are_one_line_errors(tmp_path):
+    write(tmp_path, "a.yaml", "include: b.yaml\n")
+    write(tmp_path, "b.yaml", "include: [a.yaml]\n")
+    with pytest.raises(MrtlabError, match=r"includes itself \(a.yaml → b.yaml → a.yaml\)") as e:
+        load_recipe(tmp_path / "a.yaml")
+    assert "\n" not in str(e.value)
+    with pytest.raises(MrtlabError, match="cannot read recipe"):
+        load_recipe(write(tmp_path, "c.yaml", "include: nowhere.yaml\n"))
+    with pytest.raises(MrtlabError, match="unknown architecture 'mrt_huge'; known: cnn2d"):
+        parse(["--config", str(write(tmp_path, "d.yaml", "model: {architecture: mrt_huge}\n"))])
 
 
 @pytest.mark.parametrize("argv,expect", [
@@ -64,41 +114,8 @@ def test_load_recipe_resolves_short_names():
     assert data["model"]["global_mixer"]["class_path"] == "mrtlab.mixers.rwkv6.RWKV6Mixer"
 
 
-def ablation_recipes(main_path, folder, part) -> dict:
-    """Each recipe of ``folder`` against ``main_path``: equal but for ``model.<part>`` and the
-    output folder. Returns {part's class_path: recipe}."""
-    import yaml
-
-    main = yaml.safe_load(main_path.read_text())
-    found = {}
-    for path in sorted(folder.glob("*.yaml")):
-        r = yaml.safe_load(path.read_text())
-        found[r["model"][part]["class_path"]] = r
-        for section in ("model", "train"):
-            a, b = dict(main[section]), dict(r[section])
-            for d in (a, b):
-                d.pop(part, None)
-                d.pop("out", None)
-            assert a == b, f"{path.name}: {section} differs from {main_path.name}"
-    return found
-
-
-def test_ablation_recipes_differ_only_in_the_global_mixer():
-    found = ablation_recipes(DEMO, ROOT / "recipes" / "ablations", "global_mixer")
-    assert set(found) == {"rwkv6", "rwkv7", "mamba2", "gla", "attention", "identity"}
-
-
 def test_only_part_keys_take_short_names():
     cfg = parse(["--config", str(DEMO), "--train.out=rwkv6", "--train.data", "fsq",
                  "--model.global_mixer", "identity"])
     assert cfg.train.out == "rwkv6" and cfg.train.data == "fsq"
     assert cfg.model.global_mixer.class_path.endswith("IdentityMixer")
-
-
-def test_entropy_ablation_recipes_differ_only_in_the_entropy_model():
-    from mrtlab.config import build_model
-    found = ablation_recipes(ROOT / "recipes" / "mrt" / "cpu.yaml",
-                             ROOT / "recipes" / "ablations" / "entropy", "entropy_model")
-    assert set(found) == {"rcm", "transformer_ar", "hyperprior", "factorized"}
-    for r in found.values():
-        assert build_model(r["model"]).entropy_model is not None

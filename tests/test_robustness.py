@@ -3,26 +3,11 @@ import time
 
 import numpy as np
 import pytest
-import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mrtlab.codec import codec, container
-from mrtlab.config import build_model
 from mrtlab.errors import MrtlabError
-from mrtlab.models import identify
-
-from .conftest import TINY
-
-CFG = dict(TINY, entropy_model={"class_path": "rcm", "init_args": {"dim": 16, "max_slots": 2}})
-
-
-@pytest.fixture(scope="module")
-def rcm_model():
-    torch.manual_seed(0)
-    model = identify(build_model(CFG), CFG, "tiny-rcm")
-    model.update()
-    return model
 
 
 @pytest.fixture(scope="module")

@@ -7,14 +7,8 @@ from mrtlab.codec import decode, encode, pack, unpack
 from mrtlab.codec.container import Header
 from mrtlab.models import load_model
 
-from .conftest import noise_image
+from .helpers import noise_image, smooth_image
 
-
-def smooth_image(h, w, seed=0):
-    g = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
-    img = np.stack([np.sin(6 * xx + g.random() * 3), np.cos(5 * yy), xx * yy], -1)
-    return ((img - img.min()) / (np.ptp(img) + 1e-9) * 255).astype(np.uint8)
 
 
 @pytest.mark.parametrize("hw", [(1, 1), (17, 33), (64, 48), (513, 769)])
@@ -73,7 +67,7 @@ def variable_rate_model():
     from mrtlab.config import build_model
     from mrtlab.models import identify
 
-    from .conftest import TINY
+    from .helpers import TINY
     cfg = dict(TINY, nested_dropout=True, latent_tokens=3,
                entropy_model={"class_path": "rcm", "init_args": {"dim": 16, "max_slots": 3}})
     torch.manual_seed(0)
@@ -121,7 +115,7 @@ def test_model_saved_in_half_precision_loads_and_codes(tmp_path):
     from mrtlab.models import save_model
     from mrtlab.models.zoo import load_model
 
-    from .conftest import TINY, make_tiny
+    from .helpers import TINY, make_tiny
     model = make_tiny(3)
     full = save_model(model, TINY, tmp_path / "full")
     half = save_model(model, TINY, tmp_path / "half", half=True)

@@ -9,7 +9,7 @@ from mrtlab.config import build_model
 from mrtlab.errors import MrtlabError
 from mrtlab.tokenizers import ConvWindowTokenizer, PatchWindowTokenizer
 
-from .conftest import TINY
+from .helpers import TINY
 
 
 def tokenizers():

@@ -13,7 +13,7 @@ from mrtlab.entropy import Layout
 from mrtlab.models import identify, load_model, save_model
 from mrtlab.models.baseline2d import Baseline2D
 
-from .train_helpers import rgb
+from .helpers import smooth_image
 
 ROOT = Path(__file__).resolve().parents[1]
 CNN = {"class_path": "baseline2d", "channels": 8, "downsample": 16,
@@ -39,7 +39,7 @@ def test_roundtrip_any_size(downsample, hw):
     grid = model.grid(*hw)
     rows, cols = -(-hw[0] // downsample), -(-hw[1] // downsample)
     assert model.layout(grid) == Layout(1, rows, cols)
-    img = rgb(hw)
+    img = smooth_image(*hw)
     enc = encode(model, img)
     assert enc.symbols.shape == (rows * cols, 3)
     out, symbols = decode(model, enc.data)
@@ -84,7 +84,7 @@ def test_variable_rate_baseline_codes_every_prefix_of_slots():
     from mrtlab.config import build_model
     from mrtlab.models import identify
 
-    cfg = {"class_path": "baseline2d", "channels": 16, "downsample": 16, "slots": 3,
+    cfg = {"class_path": "baseline2d", "channels": 16, "downsample": 16, "latent_tokens": 3,
            "nested_dropout": True,
            "quantizer": {"class_path": "fsq", "init_args": {"levels": [5, 3]}},
            "entropy_model": {"class_path": "rcm", "init_args": {"dim": 16, "max_slots": 3}}}

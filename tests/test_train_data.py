@@ -9,7 +9,7 @@ from PIL import Image
 from mrtlab.errors import MrtlabError
 from mrtlab.train.data import RandomCrops, ShardSampler, validation_images
 
-from .train_helpers import image_folder
+from .helpers import image_folder
 
 
 def shard_indices(*args) -> list[int]:

@@ -1,18 +1,15 @@
-"""Two DDP processes on CPU (gloo), started as a user would with ``accelerate launch``."""
+"""Two DDP processes on CPU (gloo), started by torchrun as ``accelerate launch`` starts them."""
 import json
 import os
-import socket
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
-from .conftest import TINY
-from .train_helpers import image_folder, read_log
+from .helpers import TINY, image_folder, read_log, two_processes
 
 SCRIPT = """
 import json, os, sys, torch
@@ -29,12 +26,6 @@ save_file({n: p.detach().contiguous() for n, p in model.named_parameters()}, f"{
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_two_processes_keep_identical_replicas(tmp_path):
     folder = image_folder(tmp_path / "data", size=64)
@@ -42,10 +33,7 @@ def test_two_processes_keep_identical_replicas(tmp_path):
     out = tmp_path / "out"
     settings = dict(data=str(folder), crop=32, batch_size=2, steps=3, warmup=1, log_every=1,
                     out=str(out), rate_weight=0.5, grad_accum=2, adv=0.1, tensorboard=False)
-    launcher = Path(sys.executable).with_name("accelerate")
-    cmd = [str(launcher), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-           "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(free_port()),
-           str(tmp_path / "run.py"), json.dumps(TINY), str(out), json.dumps(settings)]
+    cmd = two_processes(tmp_path / "run.py", json.dumps(TINY), out, json.dumps(settings))
     env = dict(os.environ, OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")
     res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]

@@ -16,8 +16,7 @@ from mrtlab.entropy import Layout
 from mrtlab.train.align import regroup
 from mrtlab.train.stages import encoder_side
 
-from .conftest import TINY
-from .train_helpers import image_folder, perceptual_weights, read_log, tiny_train  # noqa: F401
+from .helpers import TINY, image_folder, read_log, tiny_train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -215,6 +214,15 @@ def test_warm_start_through_the_loop(tmp_path, folder, capsys):
     for bad in (dict(init=""), dict(init=str(tmp_path / "a"), stage=2)):
         with pytest.raises(MrtlabError, match="init_partial is a stage-1 warm start"):
             train(fresh(variable), variable, tiny_train(tmp_path / "c", folder, init_partial=True, **bad))
+
+
+def test_training_data_comes_from_the_recipe(tmp_path):
+    """The library has no image folder of its own (no machine-specific default)."""
+    from mrtlab.train import TrainConfig
+
+    assert TrainConfig().data == ""
+    with pytest.raises(MrtlabError, match="train.data is not set"):
+        train(fresh(), TINY, TrainConfig(out=str(tmp_path)))
 
 
 def test_export_holds_the_ema_weights(tmp_path, folder):

@@ -8,7 +8,6 @@ from mrtlab.train.discriminator import PatchGAN, hinge_d_loss, hinge_g_loss
 from mrtlab.train.ema import EMA
 from mrtlab.train.losses import Distortion, ms_ssim_loss
 
-from .train_helpers import perceptual_weights  # noqa: F401
 
 
 @pytest.fixture
@@ -57,10 +56,25 @@ def test_missing_pytorch_msssim_is_one_line(monkeypatch):
     import sys
 
     monkeypatch.setitem(sys.modules, "pytorch_msssim", None)  # as if not installed
-    with pytest.raises(MrtlabError, match=r'pip install "mrtlab\[train\]"'):
+    with pytest.raises(MrtlabError, match=r"pip install pytorch-msssim \(in the extras mrtlab\[train\]"):
         Distortion(TrainConfig(msssim=1.0))
     with pytest.raises(MrtlabError, match="pytorch-msssim"):
         ms_ssim_loss(torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32))
+
+
+def test_optional_packages_name_the_extras_that_install_them():
+    """errors.OPTIONAL says which extras of setup.cfg hold each package; it must agree."""
+    import configparser
+    from pathlib import Path
+
+    from mrtlab.errors import OPTIONAL
+
+    cfg = configparser.ConfigParser()
+    cfg.read(Path(__file__).resolve().parents[1] / "setup.cfg")
+    extras = {k: {p.strip() for p in v.split(";")} for k, v in cfg["options.extras_require"].items()}
+    for pip, named in OPTIONAL.values():
+        assert set(named) == {x for x, pkgs in extras.items() if pip in pkgs and x != "test"}, pip
+        assert pip in extras["test"], pip
 
 
 def test_only_weighted_terms_are_built():

@@ -10,8 +10,7 @@ from mrtlab.errors import MrtlabError
 from mrtlab.train import precision
 from mrtlab.train.loop import train
 
-from .conftest import TINY
-from .train_helpers import image_folder, read_log, tiny_train
+from .helpers import TINY, image_folder, read_log, tiny_train
 
 CPU = torch.device("cpu")
 

@@ -5,9 +5,7 @@ import torch
 from mrtlab.ops.naive import wkv6_recurrent
 from mrtlab.ops.wkv6 import wkv6_chunk
 
-
-def rel(a, b):
-    return ((a - b).norm() / b.norm().clamp_min(1e-30)).item()
+from .helpers import rel
 
 
 def inputs(B=2, H=3, T=53, K=8, V=8, decay_scale=1.0, seed=0):
@@ -49,8 +47,6 @@ def test_state_carries_across_calls():
     a, s_a = wkv6_chunk(r[:, :, :17], k[:, :, :17], v[:, :, :17], w[:, :, :17], u, 1.0, h0, True)
     b, s_b = wkv6_chunk(r[:, :, 17:], k[:, :, 17:], v[:, :, 17:], w[:, :, 17:], u, 1.0, s_a, True)
     assert rel(torch.cat([a, b], 2), full) <= 1e-5 and rel(s_b, s_full) <= 1e-5
-
-
 
 
 def test_against_fla_references():

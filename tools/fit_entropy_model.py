@@ -4,7 +4,8 @@ The tokenizer, quantizer and decoder stay as they are (so do the symbols of ever
 only the entropy model is replaced and trained, on the symbols of whole training images
 (and their mirror images). This is how the entropy models are compared on one tokenizer:
 
-    python tools/fit_entropy_model.py --model runs/demo/model.safetensors --entropy rcm --out runs/demo_rcm
+    python tools/fit_entropy_model.py --model runs/demo/model.safetensors --entropy rcm \
+        --data ../shared/data/bsds500 --out runs/demo_rcm
     mrtlab bench codec --model runs/demo_rcm.safetensors --no-compressai
 
 (``runs/demo`` is what ``mrtlab train --config recipes/mrt/demo.yaml`` writes.)
@@ -62,7 +63,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--model", help="bundled model name or weights path (default: the bundled default)")
     ap.add_argument("--entropy", required=True, help="registry name, e.g. rcm, hyperprior")
     ap.add_argument("--init-args", default="{}", help='JSON, e.g. \'{"dim": 64}\'')
-    ap.add_argument("--data", default="../shared/data/bsds500")
+    ap.add_argument("--data", required=True, help="folder of training images, e.g. ../shared/data/bsds500")
     ap.add_argument("--limit", type=int, help="use only the first N images")
     ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--batch", type=int, default=8)

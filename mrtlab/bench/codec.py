@@ -21,7 +21,6 @@ import numpy as np
 
 from ..errors import MrtlabError
 
-DEFAULT_DATA = "../shared/data/kodak"
 COMPRESSAI_VENV = ".venv-compressai/bin/python"  # in the current folder or the project root
 PROJECT_ROOT = Path(__file__).resolve().parents[2]  # the folder holding the mrtlab package
 REFERENCE_SCRIPT = Path(__file__).with_name("compressai_ref.py")
@@ -146,14 +145,14 @@ def mean_row(rows: list[dict], model: str) -> dict:
     return {"model": model, "image": "mean", **{k: float(np.mean([r[k] for r in mine])) for k in keys}}
 
 
-def run(model_name: str | None, data: str | None, limit: int | None, threads: int,
+def run(model_name: str | None, data: str, limit: int | None, threads: int,
         compressai: str | None, with_compressai: bool, progress) -> list[dict]:
     import torch
 
     from ..eval.run import list_images
     from ..models.zoo import load_model
 
-    images = list_images(data or DEFAULT_DATA)[:limit]
+    images = list_images(data)[:limit]
     torch.set_num_threads(threads)
     model = load_model(model_name)
     bench_image(model, images[0])  # warm-up: first-call allocations and lazy imports

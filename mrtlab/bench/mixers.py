@@ -47,12 +47,12 @@ def measure(mixer: str, T: int, dim: int, repeat: int, device: str) -> list[dict
     import torch
 
     from ..mixers import GlobalMixer  # noqa: F401  (registers the mixers)
-    from ..registry import REGISTRY
+    from ..registry import lookup
 
     torch.manual_seed(0)
     dev = torch.device(device)
     side = math.isqrt(T)
-    module = REGISTRY[mixer](dim).to(dev)
+    module = lookup("global_mixer", mixer)(dim).to(dev)
     x = torch.randn(1, side, side, dim, device=dev, requires_grad=True)
     rows = []
     for name, fn in (("fwd", lambda: module(x)),

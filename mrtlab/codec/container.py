@@ -32,11 +32,11 @@ def pack(header: Header, payload: bytes) -> bytes:
 
 def unpack(data: bytes) -> tuple[Header, bytes]:
     """Check magic, version, checksum and bounds; every failure is one clear sentence."""
+    if not (data.startswith(MAGIC) or MAGIC.startswith(data)):  # what a file is, before its length
+        raise MrtlabError("not an mrtlab file (wrong magic bytes)")
     if len(data) < HEADER_BYTES:
         raise MrtlabError(f"truncated: {len(data)} bytes, an .mrt header alone is {HEADER_BYTES}")
-    magic, version, fp, height, width, tokens = HEADER.unpack_from(data)
-    if magic != MAGIC:
-        raise MrtlabError("not an mrtlab file (wrong magic bytes)")
+    _, version, fp, height, width, tokens = HEADER.unpack_from(data)
     if version != VERSION:
         raise MrtlabError(f"format version {version} is not supported (this mrtlab reads {VERSION})")
     (crc,) = CRC.unpack_from(data, HEADER.size)

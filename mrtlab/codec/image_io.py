@@ -60,8 +60,12 @@ def to_rgb(im: Image.Image) -> tuple[np.ndarray, str | None]:
 
 
 def check_writable(path: Path, force: bool) -> None:
+    """Before the work: ``path`` may be written (its missing folders are made when it is)."""
     if path.exists() and not force:
         raise MrtlabError(f"{path} exists (use --force to overwrite)")
+    folder = next(p for p in Path(path).absolute().parents if p.exists())
+    if not folder.is_dir():
+        raise MrtlabError(f"cannot write {path}: {folder} is a file, not a folder")
 
 
 def save_png(rgb: np.ndarray, path: Path, force: bool = False) -> None:

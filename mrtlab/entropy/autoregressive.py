@@ -140,7 +140,6 @@ class WindowAutoregressive(EntropyModel):
     def forward(self, q, layout):
         return interpolated_bits(self.dist.log_probs(self.params(q, layout)), q, self.levels)
 
-    @torch.no_grad()
     def update(self):
         """Nothing to tabulate: coding tables come from each symbol's gridded parameters."""
 

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from ..errors import MrtlabError
+from ..registry import interface
 
 PROB_BITS = 16  # integer probability tables sum to 2**PROB_BITS
 
@@ -78,7 +79,10 @@ class SymbolDecoder:
 
     def decode(self, freq: np.ndarray) -> np.ndarray:
         freq = np.ascontiguousarray(freq, dtype=np.float64)
-        sym = self._dec.decode(_FAMILY, freq / (1 << PROB_BITS)).astype(np.int64)
+        try:
+            sym = self._dec.decode(_FAMILY, freq / (1 << PROB_BITS)).astype(np.int64)
+        except (ValueError, RuntimeError) as e:  # what constriction raises on data it cannot decode
+            raise MrtlabError(f"damaged payload: {e}") from None
         if (freq[np.arange(len(sym)), sym] == 0).any():
             raise MrtlabError("damaged payload: decoded a symbol outside the alphabet")
         return sym
@@ -107,6 +111,7 @@ class Layout:
         return self.rows * self.cols * self.slots
 
 
+@interface("entropy_model")
 class EntropyModel(nn.Module, ABC):
     """Prices and codes the symbol sequence of a 1-D latent.
 

@@ -5,7 +5,10 @@ from abc import ABC, abstractmethod
 import torch
 from torch import nn
 
+from ..registry import interface
 
+
+@interface("global_mixer")
 class GlobalMixer(nn.Module, ABC):
     """Mixes one token per window across the window grid: ``[B, nWh, nWw, D]`` → same.
 
@@ -17,6 +20,7 @@ class GlobalMixer(nn.Module, ABC):
     def forward(self, x: torch.Tensor) -> torch.Tensor: ...
 
 
+@interface("local_mixer")
 class LocalMixer(nn.Module, ABC):
     """Mixes the tokens inside each window: ``[N_windows, T, D]`` → same (with residual)."""
 

@@ -9,9 +9,11 @@ from torch import nn
 from ..entropy import EntropyModel, Layout
 from ..errors import MrtlabError
 from ..quantizers import Quantizer
+from ..registry import interface
 from ..tokenizers import Grid
 
 
+@interface("model")
 class CodecModel(nn.Module, ABC):
     """Analysis ``encode`` → ``quantizer`` → ``entropy_model`` → synthesis ``decode``.
 
@@ -24,6 +26,20 @@ class CodecModel(nn.Module, ABC):
     quantizer: Quantizer
     entropy_model: EntropyModel
     latent_tokens: int
+    renamed_parameters: dict[str, str] = {}   # a parameter's earlier name → its name now
+    renamed_arguments: dict[str, str] = {}    # a constructor argument's earlier name → now
+
+    def __init__(self):
+        super().__init__()
+        self.register_load_state_dict_pre_hook(_rename_parameters)
+
+    def upgrade_state_dict(self, state: dict, prefix: str = "") -> dict:
+        """Rename, in place, the tensors saved under an earlier name (weights trained before
+        a rename still load, wherever they are loaded from); returns ``state``."""
+        for old, new in self.renamed_parameters.items():
+            if prefix + old in state and prefix + new not in state:
+                state[prefix + new] = state.pop(prefix + old)
+        return state
 
     @abstractmethod
     def grid(self, height: int, width: int) -> Grid:
@@ -77,7 +93,8 @@ class CodecModel(nn.Module, ABC):
     def forward(self, image: torch.Tensor, tokens: int | None = None) -> dict:
         """Training pass: reconstruction and bits per symbol (differentiable)."""
         y, grid = self.encode(image)
-        k = tokens or (self.training_tokens() if self.training else self.latent_tokens)
+        k = self.check_tokens(tokens) if tokens else (
+            self.training_tokens() if self.training else self.latent_tokens)
         q = self.quantizer(self.keep(y, k))
         bits = self.entropy_model(q, self.layout(grid, k))
         return {"x_hat": self.decode(q, grid), "bits": bits, "symbols": q, "grid": grid,
@@ -114,3 +131,7 @@ class CodecModel(nn.Module, ABC):
         """The decoder's image from integer symbols ``[T, C]``, as uint8 ``[3,H,W]``."""
         x = self.decode(symbols[None].float(), grid)[0]
         return (x.clamp(0, 1) * 255).round().to(torch.uint8)
+
+
+def _rename_parameters(module, state, prefix, *_):
+    module.upgrade_state_dict(state, prefix)

@@ -4,7 +4,7 @@ Analysis and synthesis transforms in the style of the hyperprior/GLC family (str
 5×5 convolutions down, 3×3 convolutions + pixel shuffle up, residual blocks between),
 with the same Quantizer and EntropyModel plugins as MRT. The latent is a feature map
 downsampled ``downsample``× (16 or 32); its symbol sequence is the map in raster order,
-``Layout(slots=1, rows, cols)`` (``latent_tokens = 1``): every cell is a one-token window.
+``Layout(latent_tokens, rows, cols)``: every cell is a window of ``latent_tokens``.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from torch import nn
 
 from ..entropy import EntropyModel
 from ..quantizers import Quantizer
-from ..registry import register
+from ..registry import register, register_architecture
 from ..tokenizers import Grid, Tokenizer
 from ..tokenizers.conv_window import ResBlock, from_windows, to_windows
 from ..tokenizers.conv_window import upsample as up
@@ -29,17 +29,24 @@ def down(c_in: int, c_out: int) -> nn.Module:
 
 @register("baseline2d")
 class Baseline2D(CodecModel):
-    """Args:
-        quantizer, entropy_model: the same plugins as MRT's.
-        channels: width of the convolutional transforms.
-        downsample: pixels per latent cell side (16 or 32).
+    """A convolutional codec whose latent is a 2-D feature map (the 1-D vs 2-D comparison).
+
+    Args:
+        quantizer: the quantizer; ``latent_tokens × channels`` feature maps leave the analysis.
+        entropy_model: builds the entropy model from the quantizer's levels.
+        channels: width of the convolutions.
+        downsample: 16 or 32, the side in pixels of one latent cell.
         blocks: residual blocks per resolution.
-        slots: latent tokens per cell (MRT's ``latent_tokens``).
-        nested_dropout: variable rate: keep the first k of the ``slots`` tokens.
-        tokenizer: MRT's stem and synthesis (e.g. ``conv_window``), so that the 1-D and the
-            2-D model differ only in the latent; the convolutions here then work between its
+        latent_tokens: L, latent tokens per cell (each of the quantizer's channels).
+        nested_dropout: train with a random number k of leading tokens kept per cell
+            (1…L, uniform), the others replaced by the learned ``dropped_token`` (one per
+            position), so that one model codes at L rates.
+        tokenizer: MRT's stem and synthesis (e.g. ``conv_window``), so that a 1-D and a 2-D
+            model differ only in the latent; the convolutions here then work between its
             patch grid and the cells. ``None``: strided convolutions from the pixels.
     """
+    renamed_parameters = {"dropped": "dropped_token"}
+    renamed_arguments = {"slots": "latent_tokens"}
 
     def __init__(self,
                  quantizer: Quantizer,
@@ -47,16 +54,16 @@ class Baseline2D(CodecModel):
                  channels: int = 96,
                  downsample: int = 16,
                  blocks: int = 1,
-                 slots: int = 1,
+                 latent_tokens: int = 1,
                  nested_dropout: bool = False,
                  tokenizer: Callable[[int], Tokenizer] | None = None):
         super().__init__()
         if downsample not in (16, 32):
             raise ValueError(f"downsample must be 16 or 32, got {downsample}")
-        self.downsample, self.latent_tokens = downsample, slots
+        self.downsample, self.latent_tokens = downsample, latent_tokens
         self.quantizer = quantizer
         self.entropy_model = entropy_model(quantizer.levels)
-        ch, C = channels, quantizer.channels * slots
+        ch, C = channels, quantizer.channels * latent_tokens
         self.tokenizer = tokenizer(ch) if tokenizer is not None else None
         patch = self.tokenizer.patch if self.tokenizer is not None else 1
         if self.tokenizer is not None and (downsample % patch or self.tokenizer.grid(1, 1).window_px % downsample):
@@ -65,7 +72,7 @@ class Baseline2D(CodecModel):
         stages = (downsample // patch).bit_length() - 1
         self.variable_rate = nested_dropout
         if nested_dropout:
-            self.dropped = nn.Parameter(torch.zeros(slots, quantizer.channels))
+            self.dropped_token = nn.Parameter(torch.zeros(latent_tokens, quantizer.channels))
 
         def res():
             return [ResBlock(ch) for _ in range(blocks)]
@@ -99,18 +106,32 @@ class Baseline2D(CodecModel):
         else:
             tokens, _ = self.tokenizer.tokenize(image)        # [B, nWh, nWw, S², D]
             x = from_windows(tokens, self.tokenizer.window)   # [B, D, H/P, W/P] (padded)
-        y = self.analysis(x)                       # [B, slots·C, rows, cols]
-        # raster order of cells, then slots: [B, rows·cols·slots, C]
+        y = self.analysis(x)                       # [B, L·C, rows, cols]
+        # raster order of cells, then their L tokens: [B, rows·cols·L, C]
         return y.flatten(2).transpose(1, 2).reshape(B, -1, self.quantizer.channels), g
 
     def decode(self, q: torch.Tensor, grid: Grid) -> torch.Tensor:
-        B, S, cells = q.shape[0], self.latent_tokens, grid.windows
+        B, L, cells = q.shape[0], self.latent_tokens, grid.windows
+        # [B, cells·k, C] → [B, cells, k, C]
         y = self.quantizer.dequantize(q.float()).reshape(B, cells, -1, q.shape[-1])
-        if y.shape[2] < S:                         # dropped trailing tokens
-            y = torch.cat([y, self.dropped[y.shape[2]:].expand(B, cells, -1, -1)], dim=2)
-        y = y.reshape(B, cells, -1).transpose(1, 2)
+        if y.shape[2] < L:                         # dropped trailing tokens → [B, cells, L, C]
+            y = torch.cat([y, self.dropped_token[y.shape[2]:].expand(B, cells, -1, -1)], dim=2)
+        y = y.reshape(B, cells, -1).transpose(1, 2)  # [B, L·C, cells]
         x = self.synthesis(y.reshape(B, -1, grid.windows_h, grid.windows_w))
         if self.tokenizer is not None:             # [B, D, H/P, W/P] → the shared synthesis
             tg = self.tokenizer.grid(grid.height, grid.width)
             return self.tokenizer.detokenize(to_windows(x, tg, self.tokenizer.window), tg)
         return (x[:, :, :grid.height, :grid.width] + 1) / 2
+
+
+# -- named architectures (mrtlab.create_model / list_models) --------------------------
+register_architecture("cnn2d", dict(
+    class_path="baseline2d", channels=64, downsample=16, blocks=1, latent_tokens=4, nested_dropout=True,
+    quantizer={"class_path": "fsq", "init_args": {"levels": [5, 5]}},
+    entropy_model={"class_path": "rcm", "init_args": {"dim": 64, "layers": 2, "heads": 4, "max_slots": 4}}),
+    "the bundled cnn2d: 16×16-pixel cells of 4 tokens (1–4 kept), MRT's rate per pixel")
+register_architecture("cnn2d_paper", dict(
+    class_path="baseline2d", channels=192, downsample=32, blocks=2,
+    quantizer={"class_path": "fsq", "init_args": {"levels": [5] * 8}},
+    entropy_model={"class_path": "rcm", "init_args": {"dim": 256, "layers": 4, "heads": 4}}),
+    "the 2-D tokenizer of the paper's setting: 32×32-pixel cells of one 8-channel token")

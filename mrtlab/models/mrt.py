@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import Callable
 
 import torch
@@ -11,24 +12,31 @@ from torch import nn
 from ..entropy import EntropyModel
 from ..mixers import GlobalMixer, LocalMixer
 from ..quantizers import Quantizer
+from ..registry import ARCHITECTURES, lookup, register, register_architecture
 from ..tokenizers import Grid, Tokenizer
 from ..tokenizers.conv_window import from_windows, to_windows
 from .base import CodecModel
 
 
 class MixerStack(nn.Module):
-    """N × {local mixer over each window's tokens, global mixer over windows per latent slot}.
+    """N × {local mixer over each window's tokens, global mixer over windows per latent token}.
 
-    ``shift``: every second local mixer works on the patch tokens of a window grid shifted
-    by half a window (Swin's shifted windows; the grid is padded by half a window of zero
-    tokens on each side, so nothing wraps around the image), so that patch tokens also mix
-    across window boundaries; the latent slots skip those layers.
+    Args:
+        layers: number of {local, global} pairs.
+        dim: token width D.
+        local_mixer: builds one local mixer from D (``mixers/transformer.py``).
+        global_mixer: builds one global mixer from D (``mixers/rwkv6.py`` …).
+        latent_tokens: L, the latent tokens at the end of each window; only they cross windows.
+        shift: every second local mixer works on the patch tokens of a window grid shifted by
+            half a window (Swin's shifted windows; the grid is padded by half a window of zero
+            tokens on each side, so nothing wraps around the image): patch tokens then also
+            mix across window boundaries. The latent tokens skip those layers.
     """
 
-    def __init__(self, layers: int, dim: int, local_mixer, global_mixer, slots: int,
+    def __init__(self, layers: int, dim: int, local_mixer, global_mixer, latent_tokens: int,
                  shift: bool = False):
         super().__init__()
-        self.slots, self.shift = slots, shift
+        self.latent_tokens, self.shift = latent_tokens, shift
         self.local = nn.ModuleList(local_mixer(dim) for _ in range(layers))
         self.glob = nn.ModuleList(global_mixer(dim) for _ in range(layers))
 
@@ -38,48 +46,95 @@ class MixerStack(nn.Module):
         B, h, w, T, D = patches.shape
         S = math.isqrt(T)
         m = F.pad(from_windows(patches, S), (S // 2, S - S // 2) * 2)    # [B, D, (h+1)·S, (w+1)·S]
-        grid = Grid(0, 0, h + 1, w + 1, 0)
-        m = local(to_windows(m, grid, S).reshape(-1, T, D)).reshape(B, h + 1, w + 1, T, D)
-        m = from_windows(m, S)[:, :, S // 2:S // 2 + h * S, S // 2:S // 2 + w * S]
-        return to_windows(m, Grid(0, 0, h, w, 0), S)
+        m = local(to_windows(m, Grid(0, 0, h + 1, w + 1, 0), S).reshape(-1, T, D))
+        m = from_windows(m.reshape(B, h + 1, w + 1, T, D), S)            # back to the map, cropped
+        return to_windows(m[:, :, S // 2:S // 2 + h * S, S // 2:S // 2 + w * S], Grid(0, 0, h, w, 0), S)
 
-    def forward(self, x):  # [B, nWh, nWw, S²+L, D]; the last L tokens are the latent slots
+    def forward(self, x):  # [B, nWh, nWw, T=S²+L, D]; the last L tokens are the latent tokens
         B, h, w, T, D = x.shape
-        L = self.slots
+        L = self.latent_tokens
         for i, (local, glob) in enumerate(zip(self.local, self.glob)):
             if self.shift and i % 2:
+                # patch tokens in the shifted windows; latent tokens as they are
                 x = torch.cat([self.shifted(local, x[:, :, :, :T - L]), x[:, :, :, T - L:]], dim=3)
             else:
+                # each window on its own: [B·nWh·nWw, T, D]
                 x = local(x.reshape(B * h * w, T, D)).reshape(B, h, w, T, D)
+            # the i-th latent token of every window as one grid: [B·L, nWh, nWw, D]
             lat = x[:, :, :, T - L:].permute(0, 3, 1, 2, 4).reshape(B * L, h, w, D)
+            # back: [B, L, nWh, nWw, D] → [B, nWh, nWw, L, D]
             lat = glob(lat).reshape(B, L, h, w, D).permute(0, 2, 3, 1, 4)
             x = torch.cat([x[:, :, :, :T - L], lat], dim=3)
         return x
 
 
+@register("mrt")
 class MRT(CodecModel):
-    """The Mixed RWKV-Transformer codec model; every part is a recipe-chosen plugin.
+    """The Mixed RWKV-Transformer codec model: every part is a plugin a recipe chooses.
 
-    Symbols are ordered window-major: ``[B, windows·latent_tokens, channels]``.
-    ``nested_dropout``: train with a random number of leading tokens kept per window
-    (1…L, uniform), the rest replaced by a learned "dropped" token in the decoder, so that
-    one model codes at L rates (``compress(tokens=k)``). ``shift_windows``: every second
-    local mixer of both stacks works on a grid shifted by half a window (``MixerStack``).
+    One image's path, and the file behind each box (the default parts)::
+
+        image [B,3,H,W] in [0,1]
+          │ tokenizer.tokenize             tokenizers/patch_window.py  P×P patches, S×S per window
+          ▼
+        patch tokens [B,nWh,nWw,S²,D]  +  L latent_queries per window
+          │ encoder: MixerStack            models/mrt.py (below)
+          │   local mixer in each window   mixers/transformer.py
+          │   global mixer across windows  mixers/rwkv6.py → mixers/scan.py, ops/wkv6.py
+          ▼ to_latent on the L latent tokens
+        latent y [B, windows·L, C]         window-major: window 0's L tokens, then window 1's …
+          │ quantizer                      quantizers/fsq.py
+          ▼ keep the first k ≤ L per window (models/base.py `keep`; variable rate)
+        symbols q [B, windows·k, C] ──► entropy_model   entropy/rcm.py (prices; codes with
+          │                                             entropy/base.py's constriction coder)
+          │                                 codec/codec.py + codec/container.py: the .mrt file
+          ▼ from_latent; dropped tokens k+1…L get dropped_token; + latent_positions
+        S² mask_tokens + L latent tokens per window
+          │ decoder: MixerStack            the same mixers, its own weights
+          │ out_norm, tokenizer.detokenize tokenizers/patch_window.py (+ refine convolutions)
+          ▼
+        image [B,3,H,W] (not clamped)
+
+    Training (``forward``) and coding (``compress``/``decompress``) are in models/base.py.
+    A part left out is the bundled default's (``MRT()`` builds the ``mrt_default``
+    architecture, see ``mrtlab.list_models()``).
+
+    Args:
+        tokenizer: builds the tokenizer from ``dim``.
+        local_mixer: builds one local mixer from ``dim`` (one per layer).
+        global_mixer: builds one global mixer from ``dim`` (one per layer).
+        quantizer: the quantizer; its ``channels`` are the latent's C.
+        entropy_model: builds the entropy model from the quantizer's levels.
+        dim: token width D.
+        latent_tokens: L, latent tokens per window.
+        encoder_layers: {local, global} pairs in the encoder.
+        decoder_layers: {local, global} pairs in the decoder.
+        nested_dropout: train with a random number k of leading tokens kept per window
+            (1…L, uniform), the others replaced by the learned ``dropped_token``, so that
+            one model codes at L rates (``compress(tokens=k)``).
+        shift_windows: every second local mixer of both stacks works on a grid shifted by
+            half a window (``MixerStack``), so that patch tokens mix across windows.
     """
+    renamed_parameters = {"latent_slots": "latent_positions"}
 
     def __init__(self,
-                 tokenizer: Callable[[int], Tokenizer],
-                 local_mixer: Callable[[int], LocalMixer],
-                 global_mixer: Callable[[int], GlobalMixer],
-                 quantizer: Quantizer,
-                 entropy_model: Callable[[list[int]], EntropyModel],
+                 tokenizer: Callable[[int], Tokenizer] | None = None,
+                 local_mixer: Callable[[int], LocalMixer] | None = None,
+                 global_mixer: Callable[[int], GlobalMixer] | None = None,
+                 quantizer: Quantizer | None = None,
+                 entropy_model: Callable[[list[int]], EntropyModel] | None = None,
                  dim: int = 128,
                  latent_tokens: int = 4,
                  encoder_layers: int = 3,
-                 decoder_layers: int = 3,
-                 nested_dropout: bool = False,
+                 decoder_layers: int = 4,
+                 nested_dropout: bool = True,
                  shift_windows: bool = False):
         super().__init__()
+        tokenizer = tokenizer or default_part("tokenizer")
+        local_mixer = local_mixer or default_part("local_mixer")
+        global_mixer = global_mixer or default_part("global_mixer")
+        quantizer = quantizer or default_part("quantizer")()
+        entropy_model = entropy_model or default_part("entropy_model")
         self.dim, self.latent_tokens = dim, latent_tokens
         self.tokenizer = tokenizer(dim)
         self.quantizer = quantizer
@@ -89,7 +144,7 @@ class MRT(CodecModel):
         self.encoder = MixerStack(encoder_layers, dim, local_mixer, global_mixer, L, shift_windows)
         self.to_latent = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, C))
         self.from_latent = nn.Linear(C, dim)
-        self.latent_slots = nn.Parameter(torch.randn(L, dim) * 0.02)
+        self.latent_positions = nn.Parameter(torch.randn(L, dim) * 0.02)
         self.mask_tokens = nn.Parameter(torch.randn(S2, dim) * 0.02)
         self.decoder = MixerStack(decoder_layers, dim, local_mixer, global_mixer, L, shift_windows)
         self.out_norm = nn.LayerNorm(dim)
@@ -105,19 +160,62 @@ class MRT(CodecModel):
 
     # -- analysis / synthesis ---------------------------------------------------------
     def encode(self, image: torch.Tensor) -> tuple[torch.Tensor, Grid]:
-        tokens, grid = self.tokenizer.tokenize(image)
+        tokens, grid = self.tokenizer.tokenize(image)    # [B, nWh, nWw, S², D]
         B, h, w = tokens.shape[:3]
-        lat = self.latent_queries.expand(B, h, w, -1, -1)
-        x = self.encoder(torch.cat([tokens, lat], dim=3))
-        y = self.to_latent(x[:, :, :, -self.latent_tokens:])
-        return y.reshape(B, h * w * self.latent_tokens, -1), grid
+        lat = self.latent_queries.expand(B, h, w, -1, -1)  # [B, nWh, nWw, L, D]
+        x = self.encoder(torch.cat([tokens, lat], dim=3))  # [B, nWh, nWw, S²+L, D]
+        y = self.to_latent(x[:, :, :, -self.latent_tokens:])  # [B, nWh, nWw, L, C]
+        return y.reshape(B, h * w * self.latent_tokens, -1), grid  # [B, windows·L, C]
 
     def decode(self, q: torch.Tensor, grid: Grid) -> torch.Tensor:
         B, h, w, L = q.shape[0], grid.windows_h, grid.windows_w, self.latent_tokens
         k = q.shape[1] // grid.windows                    # tokens kept per window
+        # [B, windows·k, C] → [B, nWh, nWw, k, D]
         lat = self.from_latent(self.quantizer.dequantize(q.float())).reshape(B, h, w, k, -1)
-        if k < L:
+        if k < L:                                         # → [B, nWh, nWw, L, D]
             lat = torch.cat([lat, self.dropped_token.expand(B, h, w, L - k, -1)], dim=3)
-        mask = self.mask_tokens.expand(B, h, w, -1, -1)
-        x = self.decoder(torch.cat([mask, lat + self.latent_slots], dim=3))
+        mask = self.mask_tokens.expand(B, h, w, -1, -1)   # [B, nWh, nWw, S², D]
+        x = self.decoder(torch.cat([mask, lat + self.latent_positions], dim=3))
+        # the S² patch tokens of every window: [B, nWh, nWw, S², D] → image
         return self.tokenizer.detokenize(self.out_norm(x[:, :, :, :-L]), grid)
+
+
+def default_part(kind: str) -> Callable:
+    """The bundled default's part of ``kind`` (``mrt_default``), as a builder."""
+    section = ARCHITECTURES["mrt_default"]["section"][kind]
+    return partial(lookup(kind, section["class_path"]), **section.get("init_args", {}))
+
+
+def _part(name: str, **init_args) -> dict:
+    return {"class_path": name, "init_args": init_args} if init_args else {"class_path": name}
+
+
+# -- named architectures (mrtlab.create_model / list_models) --------------------------
+_SMALL = dict(
+    dim=128, latent_tokens=4, encoder_layers=3, decoder_layers=4, nested_dropout=False,
+    tokenizer=_part("patch_window", patch=8, window=4, refine_channels=16),
+    local_mixer=_part("transformer", heads=4, mlp_ratio=3.0),
+    global_mixer=_part("rwkv6", heads=4, decay_rank=32),
+    quantizer=_part("fsq", levels=[5] * 8),
+    entropy_model=_part("factorized"),
+)
+register_architecture("mrt_small", _SMALL,
+                      "CPU-sized fixed-rate MRT: 32×32-pixel windows of 4 latent tokens, factorized prior")
+register_architecture("mrt_default", dict(
+    _SMALL, nested_dropout=True, entropy_model=_part("rcm", dim=64, layers=2, heads=4, max_slots=4)),
+    "the bundled default: mrt_small with nested dropout (1–4 tokens per window) and the RCM")
+register_architecture("mrt_paper", dict(
+    _SMALL, dim=384, encoder_layers=6, decoder_layers=8,
+    tokenizer=_part("patch_window", patch=16, window=4, refine_channels=64),
+    local_mixer=_part("transformer", heads=6, mlp_ratio=4.0),
+    global_mixer=_part("rwkv6", heads=8, decay_rank=64),
+    entropy_model=_part("rcm", dim=256, layers=4, heads=4)),
+    "the paper's setting, for GPUs: 64×64-pixel windows of 4 latent tokens, RCM")
+register_architecture("mrt_tiny", dict(
+    dim=32, latent_tokens=2, encoder_layers=1, decoder_layers=1, nested_dropout=False,
+    tokenizer=_part("patch_window", patch=4, window=2, refine_channels=8),
+    local_mixer=_part("transformer", heads=2),
+    global_mixer=_part("rwkv6", heads=4, decay_rank=8),
+    quantizer=_part("fsq", levels=[5, 3, 4]),
+    entropy_model=_part("factorized")),
+    "a few thousand weights, for tests: 8×8-pixel windows of 2 latent tokens")

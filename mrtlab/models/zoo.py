@@ -1,6 +1,7 @@
 """Model files: safetensors weights + the recipe's model section (YAML), never pickle."""
 from __future__ import annotations
 
+import copy
 import functools
 import hashlib
 import json
@@ -22,10 +23,15 @@ BUNDLED = {
 DEFAULT_MODEL = "default"
 
 
-def fingerprint(model: torch.nn.Module, model_cfg: dict) -> bytes:
-    """4 bytes that change with any weight or any recipe value; written into each file."""
+def fingerprint(model: torch.nn.Module, model_cfg: dict, saved_names: dict[str, str] | None = None) -> bytes:
+    """4 bytes that change with any weight or any recipe value; written into each file.
+
+    Weights are taken under the names their file stores them by (``saved_names``: a
+    name now → the file's name), so a parameter renamed since keeps its files decoding."""
+    saved_names = saved_names or {}
+    state = {saved_names.get(k, k): v for k, v in model.state_dict().items()}
     h = hashlib.sha256(json.dumps(model_cfg, sort_keys=True).encode())
-    for name, t in sorted(model.state_dict().items()):
+    for name, t in sorted(state.items()):
         h.update(name.encode())
         h.update(t.detach().cpu().contiguous().numpy().tobytes())
     return h.digest()[:4]
@@ -65,8 +71,9 @@ def model_files(name_or_path: str) -> tuple[Path, Path]:
 
 def load_model(name_or_path: str | None = None):
     """Build the model from its recipe and load its weights (the bundled default when
-    no name is given); sets ``.fingerprint`` and ``.config`` (the recipe's model section)."""
-    return _load_model(name_or_path or DEFAULT_MODEL)
+    no name is given); sets ``.fingerprint`` and ``.config`` (the recipe's model section).
+    Each call returns a model of its own (the files are read once and cached)."""
+    return copy.deepcopy(_load_model(name_or_path or DEFAULT_MODEL))
 
 
 @functools.lru_cache(maxsize=4)
@@ -74,12 +81,12 @@ def _load_model(name_or_path: str):
     from ..config import build_model, load_recipe
 
     weights, recipe = model_files(name_or_path)
-    model_cfg = load_recipe(recipe).get("model")
+    model_cfg = load_recipe(recipe, expand=False).get("model")  # as written: the fingerprint's
     if not isinstance(model_cfg, dict):
         raise MrtlabError(f"recipe {recipe} has no 'model' section")
     model = build_model(model_cfg)
-    load_weights(model, weights)
-    return identify(model, model_cfg, str(name_or_path))
+    saved_names = load_weights(model, weights, names=True)
+    return identify(model, model_cfg, str(name_or_path), saved_names)
 
 
 # Modules renamed since weights were saved, (old, new): a file's tensor whose module the
@@ -108,36 +115,46 @@ def renamed(state: dict, own: dict) -> dict:
 
 
 def load_weights(model: torch.nn.Module, weights: str | Path, what: str = "model weights",
-                 prefix: str = "", partial: bool = False) -> list[str]:
+                 prefix: str = "", partial: bool = False, names: bool = False):
     """Load a safetensors file into ``model`` (names starting with ``prefix`` lose it);
     an unreadable file, or one that does not fit the model, is a one-line MrtlabError.
+    Tensors saved under a parameter's earlier name (``CodecModel.renamed_parameters``) load.
     ``partial``: load only the tensors whose name and shape fit (a warm start from a
-    related model) and return the names of the model's tensors left as they were."""
+    related model) and return the names of the model's tensors left as they were.
+    ``names``: return {name now: name in the file} for the renamed tensors."""
     try:
         state = load_file(str(weights))
     except (SafetensorError, OSError, ValueError) as e:
         raise MrtlabError(f"cannot read {what} {weights}: {e}") from None
-    state = renamed({k.removeprefix(prefix): v for k, v in state.items()}, model.state_dict())
+    own = model.state_dict()
+    state = renamed({k.removeprefix(prefix): v for k, v in state.items()}, own)
+    saved = set(state)
+    if hasattr(model, "upgrade_state_dict"):
+        model.upgrade_state_dict(state)
     if partial:
-        own = model.state_dict()
         fits = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
         if not fits:
             raise MrtlabError(f"{what} {weights} share no tensor with the recipe's model")
         model.load_state_dict(fits, strict=False)
         return [k for k in own if k not in fits]
-    try:
-        missing, unexpected = model.load_state_dict(state, strict=False)
-    except RuntimeError:  # a tensor of the wrong shape
-        missing, unexpected = ["(shape mismatch)"], []
-    if missing or unexpected:
-        raise MrtlabError(f"{what} {weights} do not fit the recipe's model "
-                          f"({len(missing)} missing, {len(unexpected)} unexpected tensors)")
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    reshaped = [k for k in state if k in own and own[k].shape != state[k].shape]
+    if missing or unexpected or reshaped:
+        first = (f"; {reshaped[0]} is {list(state[reshaped[0]].shape)} in the file, "
+                 f"{list(own[reshaped[0]].shape)} in the model" if reshaped else "")
+        raise MrtlabError(f"{what} {weights} do not fit the recipe's model ({len(missing)} missing, "
+                          f"{len(unexpected)} unexpected, {len(reshaped)} of another shape{first})")
+    model.load_state_dict(state)
+    if names:
+        return {new: old for old, new in getattr(model, "renamed_parameters", {}).items()
+                if old in saved}
     return []
 
 
-def identify(model, model_cfg: dict, source: str):
+def identify(model, model_cfg: dict, source: str, saved_names: dict[str, str] | None = None):
     """Put the model in coding mode and give it the fingerprint that files carry."""
     model.eval()
-    model.fingerprint = fingerprint(model, model_cfg)
+    model.fingerprint = fingerprint(model, model_cfg, saved_names)
     model.config, model.source = model_cfg, source
     return model

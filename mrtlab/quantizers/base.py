@@ -5,12 +5,15 @@ from abc import ABC, abstractmethod
 import torch
 from torch import nn
 
+from ..registry import interface
+
 
 def ste_round(x: torch.Tensor) -> torch.Tensor:
     """Round in the forward pass, identity in the backward pass."""
     return x + (x.round() - x).detach()
 
 
+@interface("quantizer")
 class Quantizer(nn.Module, ABC):
     """Continuous latent ⇄ symbols.
 

@@ -9,8 +9,9 @@ from .base import Quantizer, ste_round
 
 @register("fsq")
 class FSQ(Quantizer):
-    def __init__(self, levels: list[int] = [5, 5, 5, 5, 5, 5, 5, 5]):
+    def __init__(self, levels: list[int] | None = None):
         super().__init__()
+        levels = [5] * 8 if levels is None else levels
         if not levels or min(levels) < 2:
             raise ValueError(f"FSQ levels must be a non-empty list of integers >= 2, got {levels}")
         self.levels = list(levels)

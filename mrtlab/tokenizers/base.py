@@ -6,6 +6,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..registry import interface
+
 
 @dataclass(frozen=True)
 class Grid:
@@ -21,6 +23,7 @@ class Grid:
         return self.windows_h * self.windows_w
 
 
+@interface("tokenizer")
 class Tokenizer(nn.Module, ABC):
     """Image ⇄ windowed tokens.
 

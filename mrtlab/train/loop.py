@@ -116,6 +116,8 @@ def train(model, model_cfg: dict, cfg: TrainConfig) -> Path:
 
 def check_settings(cfg: TrainConfig) -> None:
     """Combinations the loop cannot train, refused before anything starts."""
+    if not cfg.data:
+        raise MrtlabError("train.data is not set: give a folder of images (or a list of folders)")
     if cfg.align and not cfg.teacher:
         raise MrtlabError("train.align needs a teacher model: set train.teacher")
     if cfg.init_partial and (cfg.stage != 1 or not cfg.init):

@@ -5,22 +5,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import MrtlabError
+from ..errors import need
 from ..eval.metrics import MS_SSIM_MIN_SIDE
 from .settings import TrainConfig
 
 
-def pytorch_msssim():
-    try:
-        import pytorch_msssim
-    except ImportError:
-        raise MrtlabError('the msssim loss needs pytorch-msssim: pip install "mrtlab[train]"') from None
-    return pytorch_msssim
-
-
 def ms_ssim_loss(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """1 − MS-SSIM; crops too small for 5 scales use single-scale SSIM instead."""
-    lib = pytorch_msssim()
+    lib = need("pytorch_msssim")
     fn = lib.ms_ssim if min(x.shape[-2:]) >= MS_SSIM_MIN_SIDE else lib.ssim
     with torch.autocast(x.device.type, enabled=False):  # bf16 would round SSIM's statistics
         return 1 - fn(x_hat.float(), x.float(), data_range=1.0)
@@ -36,7 +28,7 @@ class Distortion(nn.Module):
 
         self.weights = {k: w for k in ("mse", "msssim", "lpips", "dists") if (w := getattr(cfg, k))}
         if cfg.msssim:
-            pytorch_msssim()  # a missing package stops the run before the first step
+            need("pytorch_msssim")  # a missing package stops the run before the first step
         folder = cfg.perceptual_weights or None
         self.lpips = PerceptualLoss("lpips", folder) if cfg.lpips else None
         self.dists = PerceptualLoss("dists", folder) if cfg.dists else None

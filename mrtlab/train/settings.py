@@ -13,7 +13,7 @@ class TrainConfig:
     ``batch_size × grad_accum × processes`` crops. ``steps`` counts optimizer steps.
     """
     # data
-    data: str | list[str] = "../shared/data/bsds500"   # a folder or a list of folders
+    data: str | list[str] = ""   # a folder or a list of folders (required)
     crop: int = 256
     batch_size: int = 8
     workers: int = 0

@@ -1,0 +1,60 @@
+"""Named architectures (create_model / list_models) and the registries of parts."""
+import pytest
+import torch
+import yaml
+
+import mrtlab
+from mrtlab.config import expand_model_section
+from mrtlab.models import MRT, CodecModel
+from mrtlab.models.zoo import BUNDLED_DIR
+from mrtlab.registry import REGISTRIES, register
+
+
+def test_every_architecture_builds_and_codes_an_image():
+    names = mrtlab.list_models()
+    assert {"mrt_tiny", "mrt_small", "mrt_default", "mrt_paper", "cnn2d", "cnn2d_paper"} <= set(names)
+    for name in ("mrt_tiny", "mrt_small", "mrt_default", "cnn2d"):
+        model = mrtlab.create_model(name).eval()
+        assert isinstance(model, CodecModel) and names[name]
+        x = torch.rand(1, 3, 40, 48)
+        assert model(x)["x_hat"].shape == x.shape
+
+
+def test_overrides_change_arguments_and_swap_parts_by_short_name():
+    model = mrtlab.create_model("mrt_tiny", dim=16, latent_tokens=3, global_mixer="identity",
+                                quantizer={"init_args": {"levels": [7, 7]}})
+    assert model.dim == 16 and model.latent_tokens == 3 and model.quantizer.levels == [7, 7]
+    assert type(model.encoder.glob[0]).__name__ == "IdentityMixer"
+    assert model.config["quantizer"]["init_args"]["levels"] == [7, 7]  # what a model file stores
+
+
+def listify(d):
+    return yaml.safe_load(yaml.safe_dump(d, default_flow_style=None).replace("!!python/tuple", ""))
+
+
+@pytest.mark.parametrize("bundled,architecture", [("default", "mrt_default"), ("cnn2d", "cnn2d")])
+def test_bundled_models_are_their_named_architectures(bundled, architecture):
+    """The bundled files keep the model section they were trained with (their fingerprint
+    covers it); it is the architecture's, with arguments renamed since given their names now."""
+    stored = yaml.safe_load((BUNDLED_DIR / f"{bundled}.yaml").read_text())["model"]
+    created = mrtlab.create_model(architecture).config
+    assert listify(expand_model_section(stored)) == listify(created)
+
+
+def test_mrt_without_arguments_is_the_bundled_default():
+    torch.manual_seed(0)
+    a = MRT()
+    torch.manual_seed(0)
+    b = mrtlab.create_model("mrt_default")
+    assert a.state_dict().keys() == b.state_dict().keys()
+    assert all(torch.equal(a.state_dict()[k], v) for k, v in b.state_dict().items())
+    assert a.variable_rate and type(a.entropy_model).__name__ == "RCM"
+
+
+def test_a_short_name_means_one_class_per_kind():
+    mixer = REGISTRIES["global_mixer"]["rwkv6"]
+    with pytest.raises(ValueError, match="global_mixer 'rwkv6' is already registered"):
+        register("rwkv6")(type("Other", (mixer,), {}))
+    with pytest.raises(TypeError, match="subclasses no registered interface"):
+        register("loose")(type("Loose", (torch.nn.Module,), {}))
+    assert REGISTRIES["model"]["mrt"] is MRT  # registered where it is defined

@@ -1,0 +1,32 @@
+"""Files compressed with a bundled model keep decoding to the same pixels.
+
+Each ``tests/data/astronaut_64x96_<model>_tokens1.mrt`` is a 64×96 crop of skimage's
+astronaut (rows 40:104, columns 160:256) compressed with a bundled model at 1 token per
+window; the PNG beside it holds the pixels it decoded to when it was made. Decoding goes
+through ``mrtlab decompress`` without ``--model``, so the bundled model is also found by the
+fingerprint in the file's header.
+
+When a bundled model is replaced on purpose, replace its golden file (``.mrt`` and ``.png``)
+in the same commit: old files then no longer decode with it, which is what this test is
+there to make visible.
+"""
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mrtlab.cli import main
+
+DATA = Path(__file__).resolve().parent / "data"
+
+
+@pytest.mark.parametrize("model", ["default", "cnn2d"])
+def test_golden_file_decodes_to_the_same_pixels(model, tmp_path):
+    golden = DATA / f"astronaut_64x96_{model}_tokens1"
+    out = tmp_path / "out.png"
+    main(["decompress", str(golden.with_suffix(".mrt")), "-o", str(out)])
+    got, want = np.asarray(Image.open(out)), np.asarray(Image.open(golden.with_suffix(".png")))
+    differ = np.abs(got.astype(int) - want.astype(int)).max(-1)
+    assert got.shape == want.shape == (64, 96, 3)
+    assert not differ.any(), f"{int((differ > 0).sum())} pixels differ, by up to {differ.max()}"
