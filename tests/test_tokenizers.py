@@ -73,8 +73,9 @@ def test_the_2d_baseline_shares_the_stem_and_synthesis():
     """A 2-D latent on MRT's tokenizer: cells tile the windows, files round-trip, and the
     tokenizer's weights are the same tensors in both models' layouts."""
     tok = {"class_path": "conv_window", "init_args": {"patch": 4, "window": 2, "widths": [8], "blocks": [0, 1]}}
-    cfg = {"class_path": "baseline2d", "channels": 32, "downsample": 16, "slots": 2, "nested_dropout": True,
-           "tokenizer": tok, "quantizer": TINY["quantizer"], "entropy_model": TINY["entropy_model"]}
+    cfg = {"class_path": "baseline2d", "channels": 32, "downsample": 16, "latent_tokens": 2, "nested_dropout": True,
+           "tokenizer": tok, "quantizer": {"class_path": "fsq", "init_args": {"levels": [5, 3, 4]}},
+           "entropy_model": {"class_path": "factorized"}}
     with pytest.raises(MrtlabError, match="must tile"):
         build_model(dict(cfg, downsample=32))                           # 32-px cells, 8-px windows
     cfg["tokenizer"] = dict(tok, init_args=dict(tok["init_args"], window=4))   # 16-px windows
@@ -88,6 +89,7 @@ def test_the_2d_baseline_shares_the_stem_and_synthesis():
     mrt = build_model(dict(TINY, tokenizer=cfg["tokenizer"], dim=32))
     assert {k: v.shape for k, v in model.tokenizer.state_dict().items()} == \
         {k: v.shape for k, v in mrt.tokenizer.state_dict().items()}
+    assert model.latent_tokens == 2
     rgb = np.random.default_rng(0).integers(0, 256, (20, 36, 3), dtype=np.uint8)
     for k in (1, 2):
         enc = encode(model, rgb, k)
