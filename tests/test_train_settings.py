@@ -84,3 +84,20 @@ def test_rate_weight_warms_up_linearly():
     cfg = TrainConfig(rate_weight=0.02, rate_warmup=100)
     assert [rate_weight(s, cfg) for s in (1, 50, 100, 5000)] == pytest.approx([2e-4, 0.01, 0.02, 0.02])
     assert rate_weight(1, TrainConfig(rate_weight=0.02)) == 0.02
+
+
+def test_a_cpu_budget_ends_the_run_and_drives_the_schedule(tmp_path):
+    from mrtlab.config import build_model
+    from mrtlab.train.settings import TrainConfig, lr_factor
+    cfg = TrainConfig(steps=1000, warmup=10, cpu_budget=100.0)
+    assert lr_factor(500, cfg, cpu_s=0.0) == pytest.approx(1.0)
+    assert lr_factor(20, cfg, cpu_s=100.0) == pytest.approx(0.05)
+    folder = image_folder(tmp_path / "data")
+    torch.manual_seed(0)
+    out = tmp_path / "run"
+    train(build_model(TINY), TINY, tiny_train(out, folder, steps=1000, cpu_budget=1e-9))
+    assert [r["step"] for r in read_log(out)] == [1]            # stopped after the first step
+    assert json.loads((out / "state" / "step.json").read_text())["step"] == 1
+    assert (out / "model.safetensors").is_file()
+    train(build_model(TINY), TINY, tiny_train(out, folder, steps=1000, cpu_budget=1e-9))
+    assert [r["step"] for r in read_log(out)] == [1]            # resumed: nothing left to do

@@ -78,8 +78,10 @@ def train(model, model_cfg: dict, cfg: TrainConfig) -> Path:
     batches, t0, cpu0 = iter(loader), time.time(), time.process_time()
     step_mod.train()
     try:
-        for step in range(start + 1, cfg.steps + 1):
-            factor = lr_factor(step - 1, cfg)
+        cpu_s = cpu_before
+        end = start if cfg.cpu_budget and cpu_before >= cfg.cpu_budget else cfg.steps
+        for step in range(start + 1, end + 1):
+            factor = lr_factor(step - 1, cfg, cpu_s)
             stats = {}
             for k in range(cfg.grad_accum):
                 x = next(batches).to(acc.device)
@@ -95,23 +97,34 @@ def train(model, model_cfg: dict, cfg: TrainConfig) -> Path:
             if ema is not None:
                 ema.update(raw)
             logs.step()
-            if step % cfg.log_every == 0 or step == cfg.steps:
+            cpu_s = spent(acc, cpu_before + time.process_time() - cpu0, cfg)
+            last = step == cfg.steps or (cfg.cpu_budget and cpu_s >= cfg.cpu_budget)
+            if step % cfg.log_every == 0 or last:
                 row = {"step": step, **{k: acc.reduce(v, "mean").item() for k, v in sorted(stats.items())}}
                 crops = (step - start) * cfg.batch_size * cfg.grad_accum * acc.num_processes
                 seconds = time.time() - t0
                 row.update(psnr=-10 * math.log10(max(row["mse"], 1e-10)), lr=cfg.lr * factor,
-                           crops_per_s=crops / seconds, time_s=seconds,
-                           cpu_s=cpu_before + time.process_time() - cpu0)
+                           crops_per_s=crops / seconds, time_s=seconds, cpu_s=cpu_s)
                 logs.write(row)
-            if val is not None and (step % cfg.val_every == 0 or step == cfg.steps):
+            if val is not None and (step % cfg.val_every == 0 or last):
                 logs.write({"step": step, **validate(exported, val)})
-            if step % cfg.save_every == 0 or step == cfg.steps:
-                save_checkpoint(acc, state_dir, step, recipe, cpu_before + time.process_time() - cpu0)
+            if step % cfg.save_every == 0 or last:
+                save_checkpoint(acc, state_dir, step, recipe, cpu_s)
                 if acc.is_main_process:
                     export(exported, model_cfg, out / "model")
+            if last:
+                break
     finally:
         logs.close()
     return out / "model.safetensors"
+
+
+def spent(acc, cpu_s: float, cfg: TrainConfig) -> float:
+    """The CPU seconds of the run; with a ``cpu_budget`` under several processes, the largest
+    of them, so that every process stops at the same step."""
+    if cfg.cpu_budget and acc.num_processes > 1:
+        return float(acc.reduce(torch.tensor(cpu_s, device=acc.device), "max"))
+    return cpu_s
 
 
 def check_settings(cfg: TrainConfig) -> None:

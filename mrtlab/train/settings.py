@@ -22,6 +22,7 @@ class TrainConfig:
     val_images: int = 8
     # optimisation
     steps: int = 6000
+    cpu_budget: float = 0.0  # process CPU seconds after which the run ends (0: none)
     lr: float = 6e-4
     warmup: int = 300
     weight_decay: float = 0.01
@@ -64,9 +65,11 @@ def rate_weight(step: int, cfg: TrainConfig) -> float:
     return cfg.rate_weight * min(1.0, step / cfg.rate_warmup) if cfg.rate_warmup else cfg.rate_weight
 
 
-def lr_factor(step: int, cfg: TrainConfig) -> float:
-    """Linear warmup, then cosine decay to 5% of the peak (``step`` counts from 0)."""
+def lr_factor(step: int, cfg: TrainConfig, cpu_s: float = 0.0) -> float:
+    """Linear warmup, then cosine decay to 5% of the peak (``step`` counts from 0). With a
+    ``cpu_budget`` the decay follows the CPU seconds spent instead of the steps, so that runs
+    of different cost per step all end their schedule on the same budget."""
     if step < cfg.warmup:
         return (step + 1) / cfg.warmup
-    t = (step - cfg.warmup) / max(cfg.steps - cfg.warmup, 1)
+    t = cpu_s / cfg.cpu_budget if cfg.cpu_budget else (step - cfg.warmup) / max(cfg.steps - cfg.warmup, 1)
     return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
