@@ -161,7 +161,8 @@ def test_weights_saved_under_old_module_names_load(tmp_path):
 
     old_names = {"block.norm1.": "norm.", "block.qkv.": "qkv.", "block.proj.": "out.",
                  "norm1.": "ln1.", "norm2.": "ln2.", "proj.": "out."}
-    for new_model, old_model in ((REGISTRY["attention"](32), REGISTRY["attention"](32)),
+    attention = lookup("global_mixer", "attention")
+    for new_model, old_model in ((attention(32), attention(32)),
                                  (TransformerAR([5, 5], dim=16), TransformerAR([5, 5], dim=16))):
         state = {}
         for name, t in old_model.state_dict().items():
