@@ -153,6 +153,7 @@ def check_fresh(out: Path) -> None:
 
 def accelerator(model, cfg: TrainConfig):
     from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
     from accelerate.utils import DistributedDataParallelKwargs
 
     # a variable-rate model leaves its "dropped token" unused when it keeps every token
@@ -161,6 +162,8 @@ def accelerator(model, cfg: TrainConfig):
     several = int(os.environ.get("WORLD_SIZE", "1")) > 1
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     precision, why = choose_precision(cfg.mixed_precision, device)
+    # the precision is per run: forget the last run's in this process (the process group stays)
+    AcceleratorState._reset_state()
     acc = Accelerator(mixed_precision=precision, kwargs_handlers=[ddp],
                       cpu=several and not torch.cuda.is_available())
     if acc.is_main_process:
