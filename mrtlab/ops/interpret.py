@@ -11,7 +11,11 @@ code is never changed; two things in Triton's interpreter stand in for what a GP
   times the same, so it takes the first one;
 - in a compiled kernel a ``for i in range(n)`` index is a Triton scalar, in the interpreter a
   Python int (fla calls ``i.to(tl.int64)`` on it); for the duration of each launch, the
-  kernel's globals get a ``range`` that yields Triton scalars.
+  kernel's globals get a ``range`` that yields Triton scalars;
+- the interpreter swaps ``tl``'s builtins for its own during a launch, but a module that
+  bound one to a name of its own at import (fla's ``gather = tl.gather``) still holds the
+  original, which refuses to run outside a compiler; during a launch such names look the
+  builtin up in ``tl`` when called.
 """
 from __future__ import annotations
 
@@ -50,24 +54,33 @@ def install() -> bool:
         for i in builtins.range(*ints):
             yield tl.full((), i, tl.int32)
 
-    def with_scalar_range(call):
+    tl_builtins = {id(f): name for name, f in vars(tl).items() if tl.core.is_builtin(f)}
+
+    def late_bound(name):
+        return lambda *args, **kwargs: getattr(tl, name)(*args, **kwargs)
+
+    def with_launch_globals(call):
         @functools.wraps(call)
         def launch(self, *args, **kwargs):
             scope = self.fn.__globals__
-            previous = scope.get("range", _absent)
-            scope["range"] = scalar_range
+            overrides = {"range": scalar_range}
+            overrides.update({key: late_bound(tl_builtins[id(value)])
+                              for key, value in scope.items() if id(value) in tl_builtins})
+            previous = {key: scope.get(key, _absent) for key in overrides}
+            scope.update(overrides)
             try:
                 return call(self, *args, **kwargs)
             finally:
-                if previous is _absent:
-                    del scope["range"]
-                else:
-                    scope["range"] = previous
+                for key, value in previous.items():
+                    if value is _absent:
+                        del scope[key]
+                    else:
+                        scope[key] = value
         return launch
 
     autotuner.Autotuner.do_bench = property(constant_timing)
-    interpreter.GridExecutor.__call__ = with_scalar_range(interpreter.GridExecutor.__call__)
-    interpreter.InterpretedFunction.__call__ = with_scalar_range(
+    interpreter.GridExecutor.__call__ = with_launch_globals(interpreter.GridExecutor.__call__)
+    interpreter.InterpretedFunction.__call__ = with_launch_globals(
         interpreter.InterpretedFunction.__call__)
     _installed = True
     return True
