@@ -6,12 +6,11 @@ On CUDA this checks the real kernels on the GPU; on CPU it needs Triton's interp
 NumPy. Each check returns a row: the largest error of the output, the final state and the
 gradient of every input, each relative to the largest value of its reference.
 
-Tolerances: float32 in the interpreter computes in float32 throughout (1e-3 leaves room for
-the different summation order); on a GPU, fla's ``tl.dot`` rounds float32 inputs to TF32
-(10-bit mantissa, relative 5e-4 per product), so 1e-2. bfloat16 rounds each stored
-intermediate and the output to 8 bits (relative 4e-3); the reference starts from the same
-rounded inputs, so what remains is a few such roundings: 3e-2, 5e-2 for gradients, which
-pass through one more rounded intermediate.
+Tolerances: float32 in the interpreter computes in float32 throughout (errors ~2e-6; 1e-4
+leaves room for the summation order); on a GPU, fla's ``tl.dot`` rounds float32 inputs to
+TF32 (10-bit mantissa, relative 5e-4 per product), so 1e-2. bfloat16 rounds the output and
+each stored intermediate to 8 bits (relative 2e-3 each); the reference starts from the same
+rounded inputs, so what remains is a few such roundings (measured 3-5e-3): 2e-2.
 """
 from __future__ import annotations
 
@@ -57,11 +56,11 @@ def slow_cases() -> list[OpCase]:
                                              initial_state=False))]
 
 
-def tolerance(dtype: str, device: str) -> tuple[float, float]:
-    """(forward, gradient) tolerance on errors relative to the reference's largest value."""
+def tolerance(dtype: str, device: str) -> float:
+    """The largest error allowed, relative to the reference's largest value."""
     if dtype == "bfloat16":
-        return 3e-2, 5e-2
-    return (1e-2, 1e-2) if device == "cuda" else (1e-3, 1e-3)
+        return 2e-2
+    return 1e-2 if device == "cuda" else 1e-4
 
 
 def op_inputs(case: OpCase, gen: torch.Generator) -> tuple[list[torch.Tensor], dict]:
@@ -146,9 +145,8 @@ def check_op(case: OpCase, device: str = "cpu", seed: int = 0) -> dict:
         errors[f"d{name}"] = rel_error(x.grad, rx.grad)
     if h0 is not None:
         errors["dh0"] = rel_error(h.grad, rh.grad)
-    tol_fwd, tol_grad = tolerance(case.dtype, device)
+    tol = tolerance(case.dtype, device)
     for key, err in errors.items():
-        tol = tol_fwd if key in ("o", "state") else tol_grad
         if not err <= tol:
             problems.append(f"{key} {err:.2e} > {tol:.0e}")
     return {"check": case.name, "op": case.op, "dtype": case.dtype, "device": device,

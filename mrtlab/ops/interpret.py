@@ -15,7 +15,12 @@ code is never changed; two things in Triton's interpreter stand in for what a GP
 - the interpreter swaps ``tl``'s builtins for its own during a launch, but a module that
   bound one to a name of its own at import (fla's ``gather = tl.gather``) still holds the
   original, which refuses to run outside a compiler; during a launch such names look the
-  builtin up in ``tl`` when called.
+  builtin up in ``tl`` when called;
+- the interpreter stores bfloat16 as raw 16-bit integers and computes on those bits as if
+  they were numbers; here a bfloat16 block holds float32 numbers rounded to bfloat16:
+  loads widen the bits, stores and casts to bfloat16 round to nearest even, arithmetic
+  between bfloat16 blocks rounds its result, dot products accumulate in float32 (as
+  tensor cores do).
 """
 from __future__ import annotations
 
@@ -78,6 +83,7 @@ def install() -> bool:
                         scope[key] = value
         return launch
 
+    _emulate_bfloat16(interpreter, tl)
     autotuner.Autotuner.do_bench = property(constant_timing)
     interpreter.GridExecutor.__call__ = with_launch_globals(interpreter.GridExecutor.__call__)
     interpreter.InterpretedFunction.__call__ = with_launch_globals(
@@ -87,3 +93,71 @@ def install() -> bool:
 
 
 _absent = object()
+
+
+def _emulate_bfloat16(interpreter, tl) -> None:
+    """bfloat16 blocks as float32 numpy arrays of bfloat16-rounded values (see above)."""
+    import numpy as np
+    import torch
+
+    bf16 = tl.bfloat16
+    TensorHandle, Builder = interpreter.TensorHandle, interpreter.InterpreterBuilder
+
+    def rounded(x):           # float values → float32 values rounded to bfloat16 (RTNE)
+        t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+        return t.to(torch.bfloat16).float().numpy()
+
+    def to_bits(x):
+        t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+        return t.to(torch.bfloat16).view(torch.int16).numpy().view(np.uint16)
+
+    def from_bits(bits):
+        return (bits.astype(np.uint32) << 16).view(np.float32)
+
+    np_dtype = interpreter._get_np_dtype
+    interpreter._get_np_dtype = lambda t: (
+        np.dtype(np.float32) if getattr(t, "scalar", t) == bf16
+        and not isinstance(t, tl.pointer_type) else np_dtype(t))
+
+    fits = interpreter._validate_np_data_size
+    interpreter._validate_np_data_size = lambda x, t: t == bf16 or fits(x, t)
+
+    masked_load, masked_store = Builder.create_masked_load, Builder.create_masked_store
+
+    def load(self, ptrs, mask, other, *args):
+        if ptrs.get_element_ty() != bf16:
+            return masked_load(self, ptrs, mask, other, *args)
+        other = np.zeros(ptrs.data.shape, np.uint16) if other is None else to_bits(other.data)
+        bits = interpreter._interpreter.load(ptrs.data, mask.data, other, np.dtype(np.uint16))
+        return TensorHandle(from_bits(bits), bf16)
+
+    def store(self, ptrs, value, mask, *args):
+        if value.dtype.scalar == bf16:
+            value = TensorHandle(to_bits(value.data), tl.uint16)
+        return masked_store(self, ptrs, value, mask, *args)
+
+    def cast(self, src, dst_type, *rounding_mode):
+        data = src.data.astype(np.float32 if dst_type.scalar == bf16 else np_dtype(dst_type))
+        return TensorHandle(rounded(data) if dst_type.scalar == bf16 else data, dst_type.scalar)
+
+    def either_bf16(original):
+        def convert(self, src, dst_type, *rest):
+            if bf16 in (src.dtype.scalar, dst_type.scalar):
+                return cast(self, src, dst_type)
+            return original(self, src, dst_type, *rest)
+        return convert
+
+    def rounding(original):
+        def op(self, *args):
+            out = original(self, *args)
+            return TensorHandle(rounded(out.data), bf16) if out.dtype.scalar == bf16 else out
+        return op
+
+    abs_ = Builder.create_fabs
+    Builder.create_masked_load, Builder.create_masked_store = load, store
+    Builder.cast_impl = either_bf16(Builder.cast_impl)
+    Builder.create_fp_to_fp = either_bf16(Builder.create_fp_to_fp)
+    Builder.binary_op = rounding(Builder.binary_op)
+    Builder.get_bf16 = lambda self, value: TensorHandle(rounded(np.array([value])), bf16)
+    Builder.create_fabs = lambda self, arg: (TensorHandle(np.abs(arg.data), bf16)
+                                             if arg.dtype.scalar == bf16 else abs_(self, arg))
