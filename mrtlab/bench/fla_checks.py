@@ -14,7 +14,10 @@ rounded inputs, so what remains is a few such roundings (measured 3-5e-3): 2e-2.
 """
 from __future__ import annotations
 
+import contextlib
+import copy
 import math
+import os
 import time
 from dataclasses import dataclass
 
@@ -152,3 +155,114 @@ def check_op(case: OpCase, device: str = "cpu", seed: int = 0) -> dict:
     return {"check": case.name, "op": case.op, "dtype": case.dtype, "device": device,
             "passed": not problems, "problems": problems,
             "errors": {k: round(v, 8) for k, v in errors.items()}, "seconds": round(seconds, 3)}
+
+
+# -- one training step of MRT through the fla path against the PyTorch path -------------------
+
+STEP_PARTS = ["rwkv6", "rwkv7", "gla", "mamba2", "rcm"]
+
+
+def step_config(part: str, dim: int = 32, heads: int = 2) -> dict:
+    """A small MRT whose global mixer (or, for ``rcm``, entropy model) runs the fla path;
+    heads of 16 channels (fla's smallest tile), two scan orders (one flipped, one transposed)."""
+    mixer = "rwkv6" if part == "rcm" else part
+    init = {"heads": heads, "scans": ["rows", "cols_reversed"]}
+    if mixer in ("rwkv6", "rwkv7", "gla"):
+        init["decay_rank" if mixer != "gla" else "gate_rank"] = 8
+    if mixer == "mamba2":
+        init["state"] = 16
+    entropy = ({"class_path": "rcm", "init_args": {"dim": dim, "layers": 1, "heads": heads}}
+               if part == "rcm" else {"class_path": "factorized"})
+    return {
+        "dim": dim, "latent_tokens": 2, "encoder_layers": 1, "decoder_layers": 1,
+        "tokenizer": {"class_path": "patch_window",
+                      "init_args": {"patch": 4, "window": 2, "refine_channels": 8}},
+        "local_mixer": {"class_path": "transformer", "init_args": {"heads": 2}},
+        "global_mixer": {"class_path": mixer, "init_args": init},
+        "quantizer": {"class_path": "fsq", "init_args": {"levels": [5, 3, 4]}},
+        "entropy_model": entropy,
+    }
+
+
+@contextlib.contextmanager
+def fla_enabled(on: bool):
+    """The dispatch's own switch (``MRTLAB_NO_FLA``) for the duration of a block."""
+    previous = os.environ.pop("MRTLAB_NO_FLA", None)
+    if not on:
+        os.environ["MRTLAB_NO_FLA"] = "1"
+    try:
+        yield
+    finally:
+        os.environ.pop("MRTLAB_NO_FLA", None)
+        if previous is not None:
+            os.environ["MRTLAB_NO_FLA"] = previous
+
+
+def training_step(model, x: torch.Tensor, seed: int, autocast: bool) -> tuple[torch.Tensor, dict]:
+    """Stage-1 loss (MSE + rate of the symbols, with gradient to the encoder, + the entropy
+    model's own bits) and every parameter's gradient."""
+    from ..train.stages import CodecStep
+
+    model.zero_grad(set_to_none=True)
+    torch.manual_seed(seed)            # the same draws (quantization noise, ...) on both paths
+    with torch.autocast(x.device.type, torch.bfloat16, enabled=autocast):
+        out = CodecStep(model, stage=1, rate_weighted=True)(x)
+        pixels = x.shape[0] * x.shape[2] * x.shape[3]
+        loss = (F.mse_loss(out["x_hat"].float(), x)
+                + (out["em_bits"].float().sum() + 0.02 * out["bits"].float().sum()) / pixels)
+    loss.backward()
+    grads = {n: p.grad.detach().double().cpu() for n, p in model.named_parameters()
+             if p.grad is not None}
+    return loss.detach().double().cpu(), grads
+
+
+def check_step(part: str, device: str = "cpu", autocast: bool = False, crop: int = 40,
+               seed: int = 0) -> dict:
+    """One training step with the fla path on ``device`` against the PyTorch path on CPU,
+    from the same weights and crop: the loss and every parameter's gradient. ``crop`` 40
+    makes 5×5 windows (sequences of 25); 72 makes 81, two of fla's chunks, one partial.
+
+    In float32 the two must agree (:func:`tolerance`). Under bf16 autocast both paths round
+    different intermediates to bf16, so each is measured against the float32 step: the fla
+    path must come as close to it as the PyTorch path does (2× its error + 2e-2; measured:
+    within 1.5×, the PyTorch path's own errors reach 0.45 on the RCM's decay weights)."""
+    from ..config import build_model
+
+    torch.manual_seed(seed)
+    reference = build_model(step_config(part)).train()
+    with torch.no_grad():  # zero-initialised projections would hide the mixers from the loss
+        for p in reference.parameters():
+            if not p.any():
+                p.normal_(0, 0.1)
+    x = torch.rand(1, 3, crop, crop, generator=torch.Generator().manual_seed(seed))
+    with fla_enabled(False):
+        ref = training_step(reference, x, seed, autocast=False)
+        plain = training_step(reference, x, seed, autocast=True) if autocast else None
+    model = copy.deepcopy(reference).to(device)
+    t0 = time.perf_counter()
+    with fla_enabled(True):
+        fast = training_step(model, x.to(device), seed, autocast)
+    seconds = time.perf_counter() - t0
+
+    def step_errors(step):
+        loss, grads = step
+        errors = {"loss": rel_error(loss, ref[0])}
+        errors.update({f"d{name}": rel_error(grads.get(name), g) for name, g in ref[1].items()})
+        return errors
+
+    errors = step_errors(fast)
+    if autocast:
+        allowed = {k: 2 * e + 2e-2 for k, e in step_errors(plain).items()}
+    else:
+        allowed = dict.fromkeys(errors, tolerance("float32", device))
+    problems = [f"{k} {e:.2e} > {allowed[k]:.1e}" for k, e in errors.items() if not e <= allowed[k]]
+    if set(fast[1]) != set(ref[1]):
+        problems.append(f"gradients of different parameters: {sorted(set(fast[1]) ^ set(ref[1]))}")
+    worst = max(errors, key=lambda k: errors[k] / allowed[k])
+    return {"check": f"step {part} crop={crop}{' bf16-autocast' if autocast else ''}",
+            "op": part, "dtype": "bfloat16" if autocast else "float32", "device": device,
+            "passed": not problems, "problems": problems,
+            "errors": {"loss": round(errors["loss"], 8), "worst": worst,
+                       "worst_error": round(errors[worst], 8),
+                       "worst_allowed": round(allowed[worst], 8)},
+            "seconds": round(seconds, 3)}

@@ -8,6 +8,7 @@ mrtlab's ops take fla's reference layout ``[B, H, T, K]``, so the dispatch trans
 """
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 
@@ -20,6 +21,18 @@ def use_fla(x: torch.Tensor) -> bool:
     if os.environ.get("MRTLAB_NO_FLA") or importlib.util.find_spec("fla") is None:
         return False
     return x.is_cuda or (interpret.requested() and interpret.install())
+
+
+def same_dtype(*xs: torch.Tensor) -> list[torch.Tensor]:
+    """fla's kernels multiply q, k, v (and RWKV-7's a, b) in one dtype, which mixed inputs
+    under autocast do not share (a Linear's bf16 output times an fp32 gate or step size):
+    the autocast dtype inside an autocast region, else the widest of them."""
+    device = xs[0].device.type
+    if torch.is_autocast_enabled(device):
+        dtype = torch.get_autocast_dtype(device)
+    else:
+        dtype = functools.reduce(torch.promote_types, (x.dtype for x in xs))
+    return [x.to(dtype) for x in xs]
 
 
 def to_fla(*xs: torch.Tensor | None):

@@ -16,7 +16,7 @@ import functools
 
 import torch
 
-from .dispatch import to_fla, use_fla
+from .dispatch import same_dtype, to_fla, use_fla
 from .utils import LOG2E, across_chunks, default_scale, over_segments
 
 
@@ -40,6 +40,7 @@ def gla(q, k, v, g, scale: float | None = None, initial_state=None,
     scale = default_scale(scale, q.shape[-1])
     if use_fla(q):
         from fla.ops.gla import chunk_gla
+        q, k, v = same_dtype(q, k, v)
         o, state = chunk_gla(*to_fla(q, k, v, g), scale=scale, initial_state=initial_state,
                              output_final_state=output_final_state)
         return o.transpose(1, 2), state

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import torch
 
-from .dispatch import to_fla, use_fla
+from .dispatch import same_dtype, to_fla, use_fla
 from .utils import LOG2E, across_chunks, default_scale, over_segments
 
 
@@ -44,7 +44,7 @@ def ssd(q, k, v, g, scale: float | None = None, initial_state=None,
     scale = default_scale(scale, q.shape[-1])
     if use_fla(q):
         from fla.ops.simple_gla import chunk_simple_gla
-        q, k, v, g = to_fla(q, k, v, g)
+        q, k, v, g = to_fla(*same_dtype(q, k, v), g)
         o, state = chunk_simple_gla(q, k, v, g=g, scale=scale, initial_state=initial_state,
                                     output_final_state=output_final_state)
         return o.transpose(1, 2), state

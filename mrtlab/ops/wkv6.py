@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import torch
 
-from .dispatch import to_fla, use_fla
+from .dispatch import same_dtype, to_fla, use_fla
 from .gla import gla_chunk
 from .utils import default_scale
 
@@ -42,6 +42,7 @@ def wkv6(r, k, v, w, u, scale: float | None = None, initial_state=None,
     scale = default_scale(scale, r.shape[-1])
     if use_fla(r):
         from fla.ops.rwkv6 import chunk_rwkv6
+        r, k, v = same_dtype(r, k, v)
         o, state = chunk_rwkv6(*to_fla(r, k, v, w), u, scale=scale, initial_state=initial_state,
                                output_final_state=output_final_state)
         return o.transpose(1, 2), state

@@ -23,7 +23,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .dispatch import to_fla, use_fla
+from .dispatch import same_dtype, to_fla, use_fla
 from .utils import default_scale, over_segments
 
 
@@ -48,7 +48,8 @@ def wkv7(r, w, k, v, a, b, scale: float | None = None, initial_state=None,
     scale = default_scale(scale, r.shape[-1])
     if use_fla(r):
         from fla.ops.rwkv7 import chunk_rwkv7
-        r_, w_, k_, v_, a_, b_ = to_fla(r, w, k, v, a, b)
+        r_, k_, v_, a_, b_ = to_fla(*same_dtype(r, k, v, a, b))
+        w_, = to_fla(w)
         o, state = chunk_rwkv7(r=r_, w=w_, k=k_, v=v_, a=a_, b=b_, scale=scale,
                                initial_state=initial_state,
                                output_final_state=output_final_state)
