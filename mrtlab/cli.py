@@ -191,6 +191,12 @@ def cmd_bench(args) -> int:
         rows = bench.run(args.config, bench.parse_variants(args.variant or []), args.steps,
                          args.warmup, args.rounds, progress)
         print(bench.table(rows))
+    if args.what == "gpu":  # fla checked against the CPU ops, then training throughput
+        from .bench import gpu as bench
+        rows = bench.run(bench.Settings(args.config or bench.RECIPE, args.steps, args.batch_size,
+                                        args.crop, args.gpu_dim, args.layers, full=args.full),
+                         progress)
+        print(bench.table(rows))
     if args.what == "mixers":
         from .bench import mixers as bench
         rows = bench.run(mixers=args.mixers or bench.MIXERS, lengths=args.lengths or bench.LENGTHS,
@@ -318,8 +324,14 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("info", help="print the header of .mrt files")
     i.add_argument("files", nargs="+")
     sub.add_parser("models", help="list the bundled models")
-    b = sub.add_parser("bench", help="benchmarks: bench mixers|codec|train --json OUT.json")
-    b.add_argument("what", choices=["mixers", "codec", "train"])
+    b = sub.add_parser("bench", help="benchmarks: bench mixers|codec|train|gpu --json OUT.json")
+    b.add_argument("what", choices=["mixers", "codec", "train", "gpu"])
+    g = b.add_argument_group("gpu (docs/gpu.md; --config: default recipes/mrt/paper.yaml, --steps)")
+    g.add_argument("--batch-size", type=int, default=16, help="gpu: crops per step")
+    g.add_argument("--crop", type=int, default=256, help="gpu: crop size")
+    g.add_argument("--gpu-dim", type=int, help="gpu: model width (default: the recipe's)")
+    g.add_argument("--layers", type=int, help="gpu: encoder, decoder and RCM layers")
+    g.add_argument("--full", action="store_true", help="gpu: every check, also without CUDA")
     b.add_argument("--json", help="write the rows to this JSON file")
     b.add_argument("--force", action="store_true", help="overwrite an existing --json file")
     b.add_argument("--mixers", nargs="+", help="default: every global mixer")
@@ -339,10 +351,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: $MRTLAB_COMPRESSAI_PYTHON, else .venv-compressai/bin/python in the "
                    "current folder or the project root, else this one)")
     b.add_argument("--no-compressai", action="store_true", help="codec: skip compressai")
-    b.add_argument("--config", help="train: the recipe to time")
+    b.add_argument("--config", help="train, gpu: the recipe to time")
     b.add_argument("--variant", action="append", metavar="NAME=--KEY=VALUE[,...]",
                    help="train: a variant of the recipe (repeatable); the recipe as given runs too")
-    b.add_argument("--steps", type=int, default=12, help="train: steps per run")
+    b.add_argument("--steps", type=int, default=12, help="train, gpu: steps per run")
     b.add_argument("--warmup", type=int, default=4, help="train: steps left out of the timing")
     b.add_argument("--rounds", type=int, default=2, help="train: interleaved runs of every variant")
     e = sub.add_parser("eval", help="metrics on real bitstreams: eval --data DIR [--model M] --out results.json")

@@ -46,15 +46,16 @@ class OpCase:
 
 
 def default_cases() -> list[OpCase]:
-    """Per op: fp32 with and without an initial state, bf16, and fp32 without a final state."""
-    return [c for op in OPS for c in (OpCase(op), OpCase(op, initial_state=False),
-                                      OpCase(op, dtype="bfloat16"),
+    """Per op: fp32 with an initial state, bf16, and fp32 with neither state."""
+    return [c for op in OPS for c in (OpCase(op), OpCase(op, dtype="bfloat16"),
                                       OpCase(op, initial_state=False, final_state=False))]
 
 
 def slow_cases() -> list[OpCase]:
-    """Longer sequences (several chunks, then one partial), two sequences, bf16 with state."""
-    return [c for op in OPS for c in (OpCase(op, T=200, B=2),
+    """fp32 with only a final state; longer sequences (several chunks, then one partial)
+    of two sequences, fp32 with states and bf16 without an initial one."""
+    return [c for op in OPS for c in (OpCase(op, initial_state=False),
+                                      OpCase(op, T=200, B=2),
                                       OpCase(op, T=200, B=2, dtype="bfloat16",
                                              initial_state=False))]
 
