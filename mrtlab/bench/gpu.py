@@ -83,7 +83,7 @@ def scaled_model(s: Settings) -> dict:
 
 
 def training_rows(s: Settings, device: str) -> list[dict]:
-    """``s.steps`` stage-1 steps (after one warm-up step) of the recipe's model under
+    """``s.steps`` stage-1 steps (on CUDA after one warm-up step) of the recipe's model under
     Accelerate in bf16: crops/s and peak GPU memory."""
     import torch
     import torch.nn.functional as F
@@ -108,8 +108,8 @@ def training_rows(s: Settings, device: str) -> list[dict]:
         opt.step()
         opt.zero_grad(set_to_none=True)
 
-    step()
-    if device == "cuda":
+    if device == "cuda":  # one warm-up step (autotuning, allocator); the interpreter needs none
+        step()
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
@@ -144,7 +144,12 @@ def mixer_rows(s: Settings, device: str, dim: int) -> list[dict]:
         for kind, fn in (("fwd", lambda: module(x)),
                          ("fwd+bwd", lambda: module(x).float().square().mean().backward())):
             with torch.autocast(device, torch.bfloat16), torch.set_grad_enabled(kind != "fwd"):
-                seconds = timed(fn, 3 if device == "cuda" else 1, torch.device(device))
+                if device == "cuda":
+                    seconds = timed(fn, 3, torch.device(device))
+                else:  # the interpreter: once, no warm-up
+                    t0 = time.perf_counter()
+                    fn()
+                    seconds = time.perf_counter() - t0
             rows.append({"check": f"mixer {name} {kind} T={side * side} D={dim}", "passed": None,
                          "tokens_per_s": round(side * side / seconds, 1),
                          "seconds": round(seconds, 4)})
