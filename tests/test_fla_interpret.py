@@ -23,7 +23,7 @@ def bench_gpu(tmp_path, *flags) -> tuple[list[dict], str]:
     out = tmp_path / "gpu.json"
     env = {k: v for k, v in os.environ.items() if k != "MRTLAB_NO_FLA"}
     env["PYTHONPATH"] = str(ROOT)
-    proc = subprocess.run([sys.executable, "-m", "mrtlab.cli", "bench", "gpu", "--recipe",
+    proc = subprocess.run([sys.executable, "-m", "mrtlab.cli", "bench", "gpu", "--config",
                            str(ROOT / "recipes/mrt/paper.yaml"), "--json", str(out), *flags],
                           capture_output=True, text=True, env=env, cwd=tmp_path, timeout=1500)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -90,5 +90,5 @@ def test_full_checks_in_the_interpreter(tmp_path):
 
 def test_bench_gpu_refuses_a_missing_recipe(tmp_path, capsys):
     from mrtlab.cli import main
-    assert main(["bench", "gpu", "--recipe", str(tmp_path / "missing.yaml")]) == 1
+    assert main(["bench", "gpu", "--config", str(tmp_path / "missing.yaml")]) == 1
     assert "mrtlab: error: cannot read recipe" in capsys.readouterr().err
