@@ -5,7 +5,7 @@ A test switch, never on in a user's run: with ``MRTLAB_FLA_INTERPRET=1`` in the 
 :func:`mrtlab.ops.dispatch.use_fla` accepts CPU tensors and calls :func:`install` before fla is
 first imported. Triton must run interpreted (``TRITON_INTERPRET=1``), which it reads when a
 kernel is decorated, so :func:`install` sets it itself when Triton is not imported yet. fla's
-code is never changed; two things in Triton's interpreter stand in for what a GPU provides:
+code is never changed; four changes to Triton's interpreter stand in for what a GPU provides:
 
 - the autotuner times each candidate config through the GPU driver; here every config
   times the same, so it takes the first one;
