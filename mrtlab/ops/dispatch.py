@@ -3,8 +3,9 @@
 fla's Triton kernels run only on CUDA, so they are used only for CUDA tensors, when fla is
 installed and ``MRTLAB_NO_FLA`` is not set. fla is imported lazily inside each op, on that
 path only: a CPU run never imports it. The tests also run that path on CPU tensors, in
-Triton's interpreter (``MRTLAB_FLA_INTERPRET=1``, see ``interpret.py``). fla's ``chunk_*`` kernels take ``[B, T, H, K]``;
-mrtlab's ops take fla's reference layout ``[B, H, T, K]``, so the dispatch transposes.
+Triton's interpreter (``MRTLAB_FLA_INTERPRET=1``, see ``interpret.py``). fla's ``chunk_*``
+kernels take ``[B, T, H, K]``; mrtlab's ops take fla's reference layout ``[B, H, T, K]``, so
+the dispatch transposes.
 """
 from __future__ import annotations
 
