@@ -132,14 +132,14 @@ def mixer_rows(s: Settings, device: str, dim: int) -> list[dict]:
     import torch
 
     from ..mixers import GlobalMixer  # noqa: F401  (registers the mixers)
-    from ..registry import REGISTRY
+    from ..registry import lookup
     from .mixers import timed
 
     side = math.isqrt(s.tokens)
     rows = []
     for name in MIXERS:
         torch.manual_seed(0)
-        module = REGISTRY[name](dim).to(device)
+        module = lookup("global_mixer", name)(dim).to(device)
         x = torch.randn(1, side, side, dim, device=device, requires_grad=True)
         for kind, fn in (("fwd", lambda: module(x)),
                          ("fwd+bwd", lambda: module(x).float().square().mean().backward())):
