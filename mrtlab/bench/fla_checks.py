@@ -225,8 +225,9 @@ def check_step(part: str, device: str = "cpu", autocast: bool = False, crop: int
 
     In float32 the two must agree (:func:`tolerance`). Under bf16 autocast both paths round
     different intermediates to bf16, so each is measured against the float32 step: the fla
-    path must come as close to it as the PyTorch path does (2× its error + 2e-2; measured:
-    within 1.5×, the PyTorch path's own errors reach 0.45 on the RCM's decay weights)."""
+    path must come about as close to it as the PyTorch path does (3× its error + 5e-2: bf16
+    noise moves single gradients by a few 1e-2, and the PyTorch path's own errors reach 0.45
+    on the RCM's decay weights; a wrong layout, scale or sign is off by order 1)."""
     from ..config import build_model
 
     torch.manual_seed(seed)
@@ -253,7 +254,7 @@ def check_step(part: str, device: str = "cpu", autocast: bool = False, crop: int
 
     errors = step_errors(fast)
     if autocast:
-        allowed = {k: 2 * e + 2e-2 for k, e in step_errors(plain).items()}
+        allowed = {k: 3 * e + 5e-2 for k, e in step_errors(plain).items()}
     else:
         allowed = dict.fromkeys(errors, tolerance("float32", device))
     problems = [f"{k} {e:.2e} > {allowed[k]:.1e}" for k, e in errors.items() if not e <= allowed[k]]
