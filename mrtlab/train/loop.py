@@ -44,7 +44,7 @@ def train(model, model_cfg: dict, cfg: TrainConfig) -> Path:
     if cfg.channels_last:
         step_mod.to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW([p for p in step_mod.parameters() if p.requires_grad], lr=cfg.lr,
-                            weight_decay=cfg.weight_decay, fused=cfg.fused_optimizer or None)
+                            weight_decay=cfg.weight_decay)
     disc = opt_d = None
     if cfg.adv:
         disc = PatchGAN(cfg.disc_width)
@@ -53,8 +53,6 @@ def train(model, model_cfg: dict, cfg: TrainConfig) -> Path:
     else:
         step_mod, opt = acc.prepare(step_mod, opt)
     raw = acc.unwrap_model(step_mod).codec
-    if cfg.compile:
-        step_mod = torch.compile(step_mod)
     ema = EMA(raw, cfg.ema).to(acc.device) if cfg.ema else None
     if ema is not None:
         acc.register_for_checkpointing(ema)

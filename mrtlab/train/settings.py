@@ -30,9 +30,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     ema: float = 0.0
     mixed_precision: str = "auto"  # bf16 where the device runs it fast (train/precision.py)
-    fused_optimizer: bool = False
-    channels_last: bool = False
-    compile: bool = False
+    channels_last: bool = True  # convolutions in channels-last memory (1.10× the default recipe's crops/s)
     seed: int = 0
     # stages and losses: loss = rate_weight·bpp + Σ weight·term
     stage: int = 1
