@@ -279,7 +279,7 @@ def cmd_bdrate(args) -> int:
     metric = {"msssim": "ms-ssim", "ms_ssim": "ms-ssim"}.get(args.metric, args.metric)
     anchor, *tests = [load(f) for f in args.files]
     for test in tests:
-        value, notes = bd_rate(anchor, test, metric, args.method, args.max_bpp)
+        value, notes = bd_rate(anchor, test, metric, args.method, args.max_bpp, args.pareto)
         for note in notes:
             print(f"mrtlab: note: {note}", file=sys.stderr)
         value = round(value, 2) + 0.0  # no "-0.00"
@@ -377,6 +377,8 @@ def build_parser() -> argparse.ArgumentParser:
     bd.add_argument("--metric", default="psnr", help="psnr, ms-ssim, lpips, dists, fid or kid")
     bd.add_argument("--method", default="pchip", help="interpolation: pchip (default), akima, cubic")
     bd.add_argument("--max-bpp", type=float, help="use only the rate points at or below this bpp")
+    bd.add_argument("--pareto", action="store_true",
+                    help="use only each curve's non-dominated points (none better with fewer bits)")
     pl = sub.add_parser("plot", help="RD curves: plot A.json B.json ... -o rd.png")
     pl.add_argument("files", nargs="*", help="results files or reference names")
     pl.add_argument("-o", "--output", default="rd.png", help="image file (.png, .svg, .pdf)")

@@ -61,3 +61,14 @@ def test_max_bpp_keeps_only_the_low_rate_points():
     assert bd_rate(a, test, "psnr", max_bpp=0.05)[0] == pytest.approx(-50, abs=1e-6)
     with pytest.raises(MrtlabError, match="1 rate point at ≤ 0.03 bpp"):
         bd_rate(a, test, "psnr", max_bpp=0.03)
+
+
+def test_pareto_keeps_the_non_dominated_points():
+    """A variable-rate model's last tokens can cost bits for nothing: the front drops them."""
+    c = curve([0.01, 0.02, 0.03, 0.031], psnr=[20.0, 21.0, 20.9, 21.5], dists=[0.40, 0.38, 0.39, 0.37])
+    assert c.points("psnr", pareto=True) == [(0.01, 20.0), (0.02, 21.0), (0.031, 21.5)]
+    assert c.points("dists", pareto=True) == [(0.01, 0.40), (0.02, 0.38), (0.031, 0.37)]
+    anchor = curve([0.01, 0.02, 0.04], psnr=[19.5, 20.5, 21.5])
+    with pytest.raises(MrtlabError, match="does not improve strictly"):
+        bd_rate(anchor, c, "psnr")
+    assert bd_rate(anchor, c, "psnr", pareto=True)[0] < 0

@@ -14,8 +14,9 @@ from .curves import HIGHER_IS_BETTER, Curve
 METHODS = ("pchip", "akima", "cubic")
 
 
-def _prepared(curve: Curve, metric: str, max_bpp: float | None) -> tuple[np.ndarray, np.ndarray]:
-    pts = curve.points(metric, max_bpp)
+def _prepared(curve: Curve, metric: str, max_bpp: float | None,
+              pareto: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    pts = curve.points(metric, max_bpp, pareto)
     rate, quality = np.array([p[0] for p in pts]), np.array([p[1] for p in pts])
     if len(rate) < 2:
         within = f" at ≤ {max_bpp} bpp" if max_bpp is not None else ""
@@ -32,14 +33,15 @@ def _prepared(curve: Curve, metric: str, max_bpp: float | None) -> tuple[np.ndar
 
 
 def bd_rate(anchor: Curve, test: Curve, metric: str, method: str = "pchip",
-            max_bpp: float | None = None) -> tuple[float, list[str]]:
+            max_bpp: float | None = None, pareto: bool = False) -> tuple[float, list[str]]:
     """(BD-rate in %, notes such as a small overlap of the two curves); ``max_bpp``: only
-    the points of both curves at or below that rate (e.g. the extreme-rate range)."""
+    the points of both curves at or below that rate (e.g. the extreme-rate range); ``pareto``:
+    only each curve's non-dominated points."""
     bjontegaard = need("bjontegaard")
     if method not in METHODS:
         raise MrtlabError(f"unknown interpolation {method!r} (known: {', '.join(METHODS)})")
-    ra, qa = _prepared(anchor, metric, max_bpp)
-    rt, qt = _prepared(test, metric, max_bpp)
+    ra, qa = _prepared(anchor, metric, max_bpp, pareto)
+    rt, qt = _prepared(test, metric, max_bpp, pareto)
     if qa.max() <= qt.min() or qt.max() <= qa.min():
         raise MrtlabError(f"the curves do not overlap in {metric}: {anchor.name} spans "
                           f"{_span(qa, metric)}, {test.name} spans {_span(qt, metric)}")

@@ -37,9 +37,20 @@ class Curve:
     def has(self, metric: str) -> bool:
         return any(k in self.metrics for k in ALIASES.get(metric, (metric,)))
 
-    def points(self, metric: str, max_bpp: float | None = None) -> list[tuple[float, float]]:
-        """(bpp, value) sorted by rate; only those at or below ``max_bpp`` if given."""
-        return [p for p in sorted(zip(self.bpp, self.get(metric))) if max_bpp is None or p[0] <= max_bpp]
+    def points(self, metric: str, max_bpp: float | None = None,
+               pareto: bool = False) -> list[tuple[float, float]]:
+        """(bpp, value) sorted by rate; only those at or below ``max_bpp`` if given;
+        ``pareto``: only the points no other point beats with fewer bits (a variable-rate
+        model's extra tokens can cost bits and give nothing)."""
+        pts = [p for p in sorted(zip(self.bpp, self.get(metric))) if max_bpp is None or p[0] <= max_bpp]
+        if not pareto:
+            return pts
+        sign = 1 if HIGHER_IS_BETTER.get(metric, True) else -1
+        front: list[tuple[float, float]] = []
+        for bpp, value in pts:
+            if not front or sign * value > sign * front[-1][1]:
+                front.append((bpp, value))
+        return front
 
 
 def references(dataset: str | None = None) -> dict[str, Path]:
