@@ -1,13 +1,11 @@
 """The command line: every bad input ends in one line on stderr and a non-zero exit."""
 import subprocess
 import sys
-import zlib
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from mrtlab.cli import main
 from mrtlab.errors import MrtlabError
 from mrtlab.models.zoo import BUNDLED_DIR
 

@@ -6,8 +6,8 @@ import torch
 
 from mrtlab.config import build_model, load_recipe, parse
 from mrtlab.errors import MrtlabError
-from mrtlab.models import CodecModel
 from mrtlab.mixers import IdentityMixer, RWKV6Mixer
+from mrtlab.models import CodecModel
 from mrtlab.quantizers import ScalarQuantizer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,8 +72,8 @@ def test_include_is_relative_to_the_including_recipe_and_holds_what_differs(tmp_
     write(tmp_path, "base.yaml", "model:\n  architecture: mrt_tiny\n  global_mixer:\n"
           "    class_path: rwkv6\n    init_args: {heads: 2, decay_rank: 4}\n"
           "train: {data: images, steps: 7, out: runs/base}\n")
-    mid = write(sub, "mid.yaml", "include: ../base.yaml\nmodel:\n  global_mixer:\n"
-                "    init_args: {heads: 4}\ntrain: {out: runs/mid}\n")
+    write(sub, "mid.yaml", "include: ../base.yaml\nmodel:\n  global_mixer:\n"
+          "    init_args: {heads: 4}\ntrain: {out: runs/mid}\n")
     top = write(tmp_path, "top.yaml", "include: [sub/mid.yaml]\nmodel:\n  dim: 16\n"
                 "  entropy_model: {class_path: hyperprior}\n")
     cfg = parse(["--config", str(top), "--train.steps=9"])

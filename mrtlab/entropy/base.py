@@ -139,7 +139,7 @@ class EntropyModel(nn.Module, ABC):
     @abstractmethod
     def decompress(self, data: bytes, layout: Layout) -> torch.Tensor: ...
 
-    def coding_copy(self) -> "EntropyModel":
+    def coding_copy(self) -> EntropyModel:
         """A float64 CPU copy without gradients: what conditional models code with, so that
         the encoder's and the decoder's parameters agree to ~1e-15 on any device."""
         return copy.deepcopy(self).cpu().double().eval().requires_grad_(False)

@@ -8,7 +8,6 @@ symbols of their window.
 """
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import nn
 

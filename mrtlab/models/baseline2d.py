@@ -8,7 +8,7 @@ downsampled ``downsample``× (16 or 32); its symbol sequence is the map in raste
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 from functools import partial
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
