@@ -18,7 +18,8 @@ from ..entropy import EntropyModel
 from ..quantizers import Quantizer
 from ..registry import register, register_architecture
 from ..tokenizers import Grid, Tokenizer
-from ..tokenizers.conv_window import ResBlock, from_windows, to_windows
+from ..tokenizers.base import from_windows, to_windows
+from ..tokenizers.conv_window import ResBlock
 from ..tokenizers.conv_window import upsample as up
 from .base import CodecModel
 

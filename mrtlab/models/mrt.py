@@ -14,7 +14,7 @@ from ..mixers import GlobalMixer, LocalMixer
 from ..quantizers import Quantizer
 from ..registry import ARCHITECTURES, lookup, register, register_architecture
 from ..tokenizers import Grid, Tokenizer
-from ..tokenizers.conv_window import from_windows, to_windows
+from ..tokenizers.base import from_windows, to_windows
 from .base import CodecModel
 
 

@@ -33,12 +33,28 @@ class Tokenizer(nn.Module, ABC):
     """
     tokens_per_window: int
     patch: int  # pixels per patch side (one token)
+    window: int  # tokens per window side S
 
-    @abstractmethod
-    def grid(self, height: int, width: int) -> Grid: ...
+    def grid(self, height: int, width: int) -> Grid:
+        """The image padded up to whole windows of S×S patches."""
+        px = self.patch * self.window
+        return Grid(height, width, -(-height // px), -(-width // px), px)
 
     @abstractmethod
     def tokenize(self, image: torch.Tensor) -> tuple[torch.Tensor, Grid]: ...
 
     @abstractmethod
     def detokenize(self, tokens: torch.Tensor, grid: Grid) -> torch.Tensor: ...
+
+
+def to_windows(m: torch.Tensor, grid: Grid, S: int) -> torch.Tensor:
+    """``[B, D, nWh·S, nWw·S]`` → ``[B, nWh, nWw, S², D]``."""
+    B, D = m.shape[:2]
+    m = m.reshape(B, D, grid.windows_h, S, grid.windows_w, S).permute(0, 2, 4, 3, 5, 1)
+    return m.reshape(B, grid.windows_h, grid.windows_w, S * S, D)
+
+
+def from_windows(tokens: torch.Tensor, S: int) -> torch.Tensor:
+    """``[B, nWh, nWw, S², D]`` → ``[B, D, nWh·S, nWw·S]``."""
+    B, h, w, _, D = tokens.shape
+    return tokens.reshape(B, h, w, S, S, D).permute(0, 5, 1, 3, 2, 4).reshape(B, D, h * S, w * S)

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..registry import register
-from .base import Grid, Tokenizer
+from .base import Tokenizer, from_windows, to_windows
 
 
 class ResBlock(nn.Module):
@@ -36,19 +36,6 @@ class ResBlock(nn.Module):
 def upsample(c_in: int, c_out: int) -> nn.Module:
     """×2 by a 3×3 convolution to 4·c_out channels and pixel shuffle (no checkerboard)."""
     return nn.Sequential(nn.Conv2d(c_in, 4 * c_out, 3, padding=1), nn.PixelShuffle(2))
-
-
-def to_windows(m: torch.Tensor, grid: Grid, S: int) -> torch.Tensor:
-    """``[B, D, nWh·S, nWw·S]`` → ``[B, nWh, nWw, S², D]``."""
-    B, D = m.shape[:2]
-    m = m.reshape(B, D, grid.windows_h, S, grid.windows_w, S).permute(0, 2, 4, 3, 5, 1)
-    return m.reshape(B, grid.windows_h, grid.windows_w, S * S, D)
-
-
-def from_windows(tokens: torch.Tensor, S: int) -> torch.Tensor:
-    """``[B, nWh, nWw, S², D]`` → ``[B, D, nWh·S, nWw·S]``."""
-    B, h, w, _, D = tokens.shape
-    return tokens.reshape(B, h, w, S, S, D).permute(0, 5, 1, 3, 2, 4).reshape(B, D, h * S, w * S)
 
 
 @register("conv_window")
@@ -89,10 +76,6 @@ class ConvWindowTokenizer(Tokenizer):
             synth += [nn.GELU(), upsample(ch[i], ch[i - 1] if i else 16)]
         synth += [nn.GELU(), nn.Conv2d(16, 3, 3, padding=1)]
         self.synthesis = nn.Sequential(*synth)
-
-    def grid(self, height: int, width: int) -> Grid:
-        px = self.patch * self.window
-        return Grid(height, width, -(-height // px), -(-width // px), px)
 
     def tokenize(self, image):
         B, _, H, W = image.shape

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..registry import register
-from .base import Grid, Tokenizer
+from .base import Tokenizer
 
 
 @register("patch_window")
@@ -27,10 +27,6 @@ class PatchWindowTokenizer(Tokenizer):
         if self.refine is not None:
             nn.init.zeros_(self.refine[-1].weight)
             nn.init.zeros_(self.refine[-1].bias)
-
-    def grid(self, height: int, width: int) -> Grid:
-        px = self.patch * self.window
-        return Grid(height, width, -(-height // px), -(-width // px), px)
 
     def tokenize(self, image):
         B, _, H, W = image.shape
