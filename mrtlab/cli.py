@@ -1,4 +1,5 @@
-"""The ``mrtlab`` command: compress, decompress, info, models, train, bench, eval, bdrate, plot."""
+"""The ``mrtlab`` command: compress, decompress, info, models, train, bench, eval, bdrate, plot,
+weights."""
 from __future__ import annotations
 
 import argparse

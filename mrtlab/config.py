@@ -27,7 +27,7 @@ os.environ.setdefault("JSONARGPARSE_DEPRECATION_WARNINGS", "off")
 
 def recipe_parser(model_class: type = MRT, prog: str = "mrtlab") -> ArgumentParser:
     """``model:`` holds ``model_class``'s arguments (its ``class_path`` is handled apart,
-    so a recipe without one is an MRT recipe, exactly as before)."""
+    so a recipe without one is an MRT recipe)."""
     from .train.settings import TrainConfig
 
     parser = ArgumentParser(prog=prog, exit_on_error=False)
