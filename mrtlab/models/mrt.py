@@ -76,10 +76,13 @@ class MRT(CodecModel):
 
         image [B,3,H,W] in [0,1]
           │ tokenizer.tokenize             tokenizers/patch_window.py  P×P patches, S×S per window
+          │                                (or tokenizers/conv_window.py: a convolutional stem)
           ▼
         patch tokens [B,nWh,nWw,S²,D]  +  L latent_queries per window
-          │ encoder: MixerStack            models/mrt.py (below)
-          │   local mixer in each window   mixers/transformer.py
+          │ encoder: MixerStack            models/mrt.py (above)
+          │   local mixer in each window   mixers/transformer.py → ops/attention.py
+          │                                (shift_windows: every second one on windows
+          │                                shifted by half a window)
           │   global mixer across windows  mixers/rwkv6.py → mixers/scan.py, ops/wkv6.py
           ▼ to_latent on the L latent tokens
         latent y [B, windows·L, C]         window-major: window 0's L tokens, then window 1's …
@@ -92,6 +95,7 @@ class MRT(CodecModel):
         S² mask_tokens + L latent tokens per window
           │ decoder: MixerStack            the same mixers, its own weights
           │ out_norm, tokenizer.detokenize tokenizers/patch_window.py (+ refine convolutions)
+          │                                or conv_window.py's synthesis
           ▼
         image [B,3,H,W] (not clamped)
 
