@@ -366,7 +366,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--tokens", help="latent tokens per window, one rate point each, e.g. 1,2,4")
     e.add_argument("-o", "--out", default="results.json", help="results file (per-image rows beside it)")
     e.add_argument("--report", help="write an HTML report into this folder")
-    e.add_argument("--reference", help="dataset of the published curves drawn in the report (kodak, clic2020, clic2020test)")
+    e.add_argument("--reference", help="dataset of the published curves drawn in the report "
+                   "(kodak, clic2020, clic2020test, clic2020diffeic)")
     e.add_argument("--metrics", help="subset of psnr,ms-ssim,seam,lpips,dists,fid (default: all; "
                    "seam: the seam index at 8, 16, 32 px and the codec's own periods)")
     e.add_argument("--weights", help="folder of the ImageNet backbone files (default: $MRTLAB_WEIGHTS, "
@@ -385,7 +386,8 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("-o", "--output", default="rd.png", help="image file (.png, .svg, .pdf)")
     pl.add_argument("-f", "--force", action="store_true", help="overwrite an existing output")
     pl.add_argument("--metric", help="comma-separated metrics (default: every one present)")
-    pl.add_argument("--reference", help="add the published curves of a dataset (kodak, clic2020, clic2020test)")
+    pl.add_argument("--reference", help="add the published curves of a dataset "
+                    "(kodak, clic2020, clic2020test, clic2020diffeic)")
     pl.add_argument("--title")
     pl.add_argument("--logx", action="store_true", help="logarithmic bpp axis")
     pl.add_argument("--max-bpp", type=float, help="draw only the points at or below this bpp")
