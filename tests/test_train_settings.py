@@ -101,3 +101,12 @@ def test_a_cpu_budget_ends_the_run_and_drives_the_schedule(tmp_path):
     assert (out / "model.safetensors").is_file()
     train(build_model(TINY), TINY, tiny_train(out, folder, steps=1000, cpu_budget=1e-9))
     assert [r["step"] for r in read_log(out)] == [1]            # resumed: nothing left to do
+
+
+def test_token_correlation_is_per_channel():
+    """Channels with different means must not look correlated across independent tokens."""
+    from mrtlab.train.validate import token_stats
+    g = torch.Generator().manual_seed(1)
+    offsets = torch.arange(8) * 3                               # channel c sits around 3·c
+    sym = torch.randint(0, 3, (300, 2, 8), generator=g) + offsets
+    assert token_stats(torch.ones(2), sym)["val_token_corr_max"] < 0.1

@@ -43,13 +43,14 @@ def validate(model, images: list[tuple[str, np.ndarray]]) -> dict:
 
 
 def token_stats(slot_bits: torch.Tensor, symbols: torch.Tensor) -> dict:
-    """Bits per window of each latent token and the largest correlation between the symbols
-    of two tokens of the same window: tokens that copy each other (correlation near 1, bits
-    near 0 after the first) are the collapse that a rate term can drive a model into."""
-    x = symbols.float().transpose(0, 1).reshape(symbols.shape[1], -1)      # [L, windows·C]
-    x = x - x.mean(1, keepdim=True)
-    norm = x.norm(dim=1)
-    corr = (x @ x.T) / (norm[:, None] * norm[None, :]).clamp_min(1e-9)
+    """Bits per window of each latent token and the largest correlation between two tokens
+    of a window (per channel across windows, then the mean over channels): tokens that copy
+    each other (correlation near 1, bits near 0 after the first) are the collapse that a rate
+    term can drive a model into."""
+    x = symbols.float().permute(2, 1, 0)                                     # [C, L, windows]
+    x = x - x.mean(-1, keepdim=True)
+    x = x / x.norm(dim=-1, keepdim=True).clamp_min(1e-9)
+    corr = (x @ x.transpose(1, 2)).mean(0)                                   # [L, L]
     off = corr[~torch.eye(len(corr), dtype=torch.bool)]
     return {**{f"val_bits_token{i + 1}": float(b) for i, b in enumerate(slot_bits)},
             "val_token_corr_max": float(off.abs().max())}
