@@ -28,16 +28,18 @@ def plot(curves: list[Curve], out: str | Path, metrics: list[str] | None = None,
     out = Path(out)
     if out.suffix.lower() not in (".png", ".svg", ".pdf"):
         raise MrtlabError(f"{out}: the plot is written as .png, .svg or .pdf")
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4.6 * len(metrics), 4), squeeze=False)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.6 * len(metrics) + 2.2, 4), squeeze=False)
+    colors = plt.cm.tab20.colors if len(curves) > 10 else plt.cm.tab10.colors
+    handles = {}
     for ax, m in zip(axes[0], metrics):
         drawn = 0
-        for c in curves:
+        for color, c in zip(colors * (len(curves) // len(colors) + 1), curves):
             pts = c.points(m, max_bpp) if c.has(m) else []
             if pts:
                 drawn += 1
                 style = "--" if c.source else "-"
-                ax.plot([p[0] for p in pts], [p[1] for p in pts], style, marker="o", ms=4,
-                        label=c.name)
+                handles[c.name], = ax.plot([p[0] for p in pts], [p[1] for p in pts], style, marker="o",
+                                           ms=4, color=color, label=c.name)
         if not drawn:
             plt.close(fig)
             raise MrtlabError(f"no {m} point at ≤ {max_bpp} bpp to draw")
@@ -46,10 +48,10 @@ def plot(curves: list[Curve], out: str | Path, metrics: list[str] | None = None,
         if logx:
             ax.set_xscale("log")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+    fig.legend(handles.values(), handles.keys(), fontsize=7, loc="center right")  # one, beside the panels
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1 - 2.0 / fig.get_figwidth(), 1))
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
     plt.close(fig)
