@@ -23,10 +23,10 @@ def validate(model, images: list[tuple[str, np.ndarray]]) -> dict:
     device = next(model.parameters()).device
     for _, rgb in images:
         x = torch.from_numpy(np.array(rgb)).permute(2, 0, 1)[None].float().to(device) / 255
-        res = model.compress(x)
+        y, grid = model.encode(x)                   # once: for the file and the token statistics
+        res = model.compress_latent(y, grid)
         if model.latent_tokens > 1:
-            q = model.quantizer(model.encode(x)[0])
-            bits = model.entropy_model(q, model.layout(res["grid"]))            # [1, T, C]
+            bits = model.entropy_model(model.quantizer(y), model.layout(grid))  # [1, T, C]
             slot_bits.append(bits.reshape(-1, model.latent_tokens, bits.shape[-1]).sum(-1).mean(0))
             symbols.append(res["symbols"].reshape(-1, model.latent_tokens, res["symbols"].shape[-1]))
         h, w = rgb.shape[:2]
