@@ -59,13 +59,22 @@ def test_stage2_recipes_continue_their_stage1(stage1):
     assert two["train"]["out"] != one["train"]["out"]
 
 
-def test_default_recipe_warm_starts_the_demo_network():
-    demo = load_recipe(RECIPES / "mrt" / "demo.yaml")
-    default = load_recipe(RECIPES / "mrt" / "default.yaml")
-    assert default["train"]["init"] == demo["train"]["out"] + "/model.safetensors"
-    assert default["train"]["init_partial"] and default["model"]["nested_dropout"]
-    network = {k: v for k, v in default["model"].items() if k not in ("nested_dropout", "entropy_model")}
-    assert network == {k: v for k, v in demo["model"].items() if k not in ("nested_dropout", "entropy_model")}
+def test_default_and_its_2d_partner_differ_only_in_the_latent():
+    """The 1-D vs 2-D comparison: same stem and synthesis, data, λ, schedule, CPU budget,
+    quantizer alphabet and entropy model, and the same raw capacity per 32×32 pixels at
+    every rate point."""
+    mrt_recipe = load_recipe(RECIPES / "mrt" / "default.yaml")
+    cnn_recipe = load_recipe(RECIPES / "baselines" / "cnn2d-variable.yaml")
+    assert {k: v for k, v in mrt_recipe["train"].items() if k != "out"} == \
+        {k: v for k, v in cnn_recipe["train"].items() if k != "out"}
+    assert mrt_recipe["train"]["cpu_budget"] >= 8 * 3600
+    for key in ("tokenizer", "entropy_model"):
+        assert mrt_recipe["model"][key] == cnn_recipe["model"][key]
+    mrt, cnn = (build_model(r["model"]) for r in (mrt_recipe, cnn_recipe))
+    assert set(mrt.quantizer.levels) == set(cnn.quantizer.levels)
+    for k in range(1, mrt.latent_tokens + 1):
+        symbols = [m.layout(m.grid(256, 256), k).tokens * m.quantizer.channels for m in (mrt, cnn)]
+        assert symbols[0] == symbols[1] == k * 8 * 64
 
 
 def test_cpu_recipes_use_bsds500_with_a_held_out_folder():

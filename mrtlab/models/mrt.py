@@ -18,6 +18,23 @@ from ..tokenizers.base import from_windows, to_windows
 from .base import CodecModel
 
 
+class TokenwiseLinear(nn.Module):
+    """A linear map of its own for each of the L latent tokens: ``[..., L, d_in]`` →
+    ``[..., L, d_out]``. With one map shared by all tokens, tokens that the encoder makes
+    alike give alike symbols (the collapse of docs/results.md); with one map each, the
+    same state still yields L different projections."""
+
+    def __init__(self, tokens: int, d_in: int, d_out: int):
+        super().__init__()
+        bound = d_in ** -0.5                                 # nn.Linear's default init
+        self.weight = nn.Parameter(torch.empty(tokens, d_in, d_out).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(tokens, d_out).uniform_(-bound, bound))
+
+    def forward(self, x):  # the first n ≤ L tokens: a model that keeps k tokens decodes k
+        n = x.shape[-2]
+        return torch.einsum("...ld,ldc->...lc", x, self.weight[:n]) + self.bias[:n]
+
+
 class MixerStack(nn.Module):
     """N × {local mixer over each window's tokens, global mixer over windows per latent token}.
 
@@ -118,6 +135,11 @@ class MRT(CodecModel):
             one model codes at L rates (``compress(tokens=k)``).
         shift_windows: every second local mixer of both stacks works on a grid shifted by
             half a window (``MixerStack``), so that patch tokens mix across windows.
+        per_token_heads: each latent token has its own ``to_latent`` and ``from_latent``
+            map (``TokenwiseLinear``) instead of one shared by all.
+        latent_init: standard deviation of the latent queries and latent positions at
+            initialisation (0.02: drowned by the first attention output, so that all the
+            latent tokens of a window start alike; 1: as large as a normalised token).
     """
     renamed_parameters = {"latent_slots": "latent_positions"}
 
@@ -132,7 +154,9 @@ class MRT(CodecModel):
                  encoder_layers: int = 3,
                  decoder_layers: int = 4,
                  nested_dropout: bool = True,
-                 shift_windows: bool = False):
+                 shift_windows: bool = False,
+                 per_token_heads: bool = False,
+                 latent_init: float = 0.02):
         super().__init__()
         tokenizer = tokenizer or default_part("tokenizer")
         local_mixer = local_mixer or default_part("local_mixer")
@@ -144,11 +168,12 @@ class MRT(CodecModel):
         self.quantizer = quantizer
         self.entropy_model = entropy_model(quantizer.levels)
         S2, L, C = self.tokenizer.tokens_per_window, latent_tokens, quantizer.channels
-        self.latent_queries = nn.Parameter(torch.randn(L, dim) * 0.02)
+        self.latent_queries = nn.Parameter(torch.randn(L, dim) * latent_init)
         self.encoder = MixerStack(encoder_layers, dim, local_mixer, global_mixer, L, shift_windows)
-        self.to_latent = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, C))
-        self.from_latent = nn.Linear(C, dim)
-        self.latent_positions = nn.Parameter(torch.randn(L, dim) * 0.02)
+        self.to_latent = nn.Sequential(
+            nn.LayerNorm(dim), TokenwiseLinear(L, dim, C) if per_token_heads else nn.Linear(dim, C))
+        self.from_latent = TokenwiseLinear(L, C, dim) if per_token_heads else nn.Linear(C, dim)
+        self.latent_positions = nn.Parameter(torch.randn(L, dim) * latent_init)
         self.mask_tokens = nn.Parameter(torch.randn(S2, dim) * 0.02)
         self.decoder = MixerStack(decoder_layers, dim, local_mixer, global_mixer, L, shift_windows)
         self.out_norm = nn.LayerNorm(dim)
@@ -175,7 +200,7 @@ class MRT(CodecModel):
         B, h, w, L = q.shape[0], grid.windows_h, grid.windows_w, self.latent_tokens
         k = q.shape[1] // grid.windows                    # tokens kept per window
         # [B, windows·k, C] → [B, nWh, nWw, k, D]
-        lat = self.from_latent(self.quantizer.dequantize(q.float())).reshape(B, h, w, k, -1)
+        lat = self.from_latent(self.quantizer.dequantize(q.float()).reshape(B, h, w, k, -1))
         if k < L:                                         # → [B, nWh, nWw, L, D]
             lat = torch.cat([lat, self.dropped_token.expand(B, h, w, L - k, -1)], dim=3)
         mask = self.mask_tokens.expand(B, h, w, -1, -1)   # [B, nWh, nWw, S², D]
