@@ -58,3 +58,21 @@ def test_a_short_name_means_one_class_per_kind():
     with pytest.raises(TypeError, match="subclasses no registered interface"):
         register("loose")(type("Loose", (torch.nn.Module,), {}))
     assert REGISTRIES["model"]["mrt"] is MRT  # registered where it is defined
+
+
+def test_per_token_heads_keep_alike_tokens_apart():
+    """The guard against token collapse: latent tokens whose encoder states are the same
+    give the same latents through one shared head, different ones through a head each."""
+    state = torch.randn(1, 1, 1, 1, 32).expand(1, 1, 1, 2, 32)          # 2 alike tokens
+    for per_token, alike in ((False, True), (True, False)):
+        model = mrtlab.create_model("mrt_tiny", per_token_heads=per_token)
+        y = model.to_latent(state)
+        assert torch.allclose(y[..., 0, :], y[..., 1, :]) == alike
+        assert model.from_latent(y[..., :1, :]).shape == (1, 1, 1, 1, 32)  # k < L tokens
+
+
+def test_latent_init_sets_the_scale_of_queries_and_positions():
+    torch.manual_seed(0)
+    model = mrtlab.create_model("mrt_small", latent_init=1.0)
+    assert 0.8 < model.latent_queries.std() < 1.2 and 0.8 < model.latent_positions.std() < 1.2
+    assert mrtlab.create_model("mrt_small").latent_queries.std() < 0.03

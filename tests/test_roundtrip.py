@@ -63,20 +63,21 @@ def test_bundled_model_astronaut_rate(astronaut_png):
     assert sizes[0] < sizes[1] and 8 * sizes[1] / rgb.shape[0] / rgb.shape[1] <= 0.06
 
 
-def variable_rate_model():
+def variable_rate_model(**overrides):
     from mrtlab.config import build_model
     from mrtlab.models import identify
 
     from .helpers import TINY
     cfg = dict(TINY, nested_dropout=True, latent_tokens=3,
-               entropy_model={"class_path": "rcm", "init_args": {"dim": 16, "max_slots": 3}})
+               entropy_model={"class_path": "rcm", "init_args": {"dim": 16, "max_slots": 3}}, **overrides)
     torch.manual_seed(0)
     return identify(build_model(cfg), cfg, "tiny-variable")
 
 
-def test_variable_rate_model_codes_every_prefix_of_tokens():
+@pytest.mark.parametrize("per_token_heads", [False, True])
+def test_variable_rate_model_codes_every_prefix_of_tokens(per_token_heads):
     from mrtlab.codec import codec
-    model = variable_rate_model()
+    model = variable_rate_model(per_token_heads=per_token_heads)
     rgb = smooth_image(40, 56)
     sizes = []
     for k in (1, 2, 3):
