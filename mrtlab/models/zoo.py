@@ -43,6 +43,8 @@ def save_model(model: torch.nn.Module, model_cfg: dict, stem: str | Path, half: 
     they are loaded back into float32, and the fingerprint is that of the loaded model."""
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
+    if half:
+        model = half_rounded(model)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     if half:
         state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
@@ -50,6 +52,20 @@ def save_model(model: torch.nn.Module, model_cfg: dict, stem: str | Path, half: 
     save_file(state, str(weights))
     stem.with_suffix(".yaml").write_text(yaml.safe_dump({"model": model_cfg}, sort_keys=False))
     return weights
+
+
+@torch.no_grad()
+def half_rounded(model: torch.nn.Module) -> torch.nn.Module:
+    """A copy with its floating-point tensors rounded to float16 values and its coding
+    tables rebuilt from them: the model a half file loads as, so that a later ``update()``
+    (stage 2's export) leaves its tables, and its fingerprint, as they were."""
+    model = copy.deepcopy(model)
+    for t in model.state_dict(keep_vars=True).values():
+        if t.is_floating_point():
+            t.copy_(t.half())
+    if hasattr(model, "update"):
+        model.update()
+    return model
 
 
 def model_files(name_or_path: str) -> tuple[Path, Path]:
