@@ -14,6 +14,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from ..errors import MrtlabError
+from .sides import coder_names
 
 BUNDLED_DIR = Path(str(resources.files("mrtlab.models") / "bundled"))
 BUNDLED = {
@@ -24,13 +25,20 @@ DEFAULT_MODEL = "default"
 
 
 def fingerprint(model: torch.nn.Module, model_cfg: dict, saved_names: dict[str, str] | None = None) -> bytes:
-    """4 bytes that change with any weight or any recipe value; written into each file.
+    """4 bytes that identify what writes a file: the recipe and every coder-side tensor
+    (``sides.coder_names``: encoder side, quantizer, entropy model). Written into each file;
+    a decoder fine-tuned on frozen coder tensors reads the same files, so its tensors are
+    left out.
 
-    Weights are taken under the names their file stores them by (``saved_names``: a
+    Tensors are taken under the names their file stores them by (``saved_names``: a
     name now → the file's name), so a parameter renamed since keeps its files decoding."""
-    saved_names = saved_names or {}
-    state = {saved_names.get(k, k): v for k, v in model.state_dict().items()}
     h = hashlib.sha256(json.dumps(model_cfg, sort_keys=True).encode())
+    return tensor_digest(model, coder_names(model), saved_names, h)
+
+
+def tensor_digest(model, names, saved_names, h) -> bytes:
+    saved_names = saved_names or {}
+    state = {saved_names.get(k, k): v for k, v in model.state_dict().items() if k in names}
     for name, t in sorted(state.items()):
         h.update(name.encode())
         h.update(t.detach().cpu().contiguous().numpy().tobytes())
