@@ -1,14 +1,19 @@
-"""Two decoders, one bitstream: the coder side and its fingerprint."""
+"""Two decoders, one bitstream: the coder side and its fingerprint, decoder files beside a model."""
+import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 
 from mrtlab import create_model
-from mrtlab.models import identify, load_model, save_model
+from mrtlab.codec import decode, encode
+from mrtlab.errors import MrtlabError
+from mrtlab.models import identify, list_decoders, load_model, save_model, write_decoder, zoo
 from mrtlab.models.sides import coder_names, decoder_names, encoder_side, trace_size
 
-from .helpers import TINY, make_tiny
+from .helpers import TINY, make_tiny, smooth_image
 
 
 def fine_tuned(base_file: Path, seed: int = 7):
@@ -22,6 +27,14 @@ def fine_tuned(base_file: Path, seed: int = 7):
             if name in names:
                 t.add_(0.05 * torch.randn_like(t))
     return identify(model, model.config, "runs/tuned/model.safetensors")
+
+
+@pytest.fixture
+def base(tmp_path):
+    """A model file of its own (decoders get written beside it) with a realism decoder."""
+    weights = save_model(make_tiny(1), TINY, tmp_path / "tiny")
+    write_decoder(load_model(str(weights)), weights, fine_tuned(weights), "realism")
+    return weights
 
 
 @pytest.mark.parametrize("section", [
@@ -63,9 +76,71 @@ def test_the_fingerprint_ignores_the_decoder_and_sees_the_coder(tmp_path):
     weights = save_model(make_tiny(1), TINY, tmp_path / "tiny")
     base = load_model(str(weights))
     assert fine_tuned(weights).fingerprint == base.fingerprint
+    assert fine_tuned(weights).decoder_hash != base.decoder_hash
     for part in ("encoder.glob.0.w0", "entropy_model.logits"):  # the trace's and the entropy model's
         other = load_model(str(weights))
         with torch.no_grad():
             other.state_dict(keep_vars=True)[part].add_(1e-3)
         assert identify(other, other.config, "x").fingerprint != base.fingerprint, part
     assert identify(load_model(str(weights)), dict(TINY, dim=32), "x").fingerprint != base.fingerprint
+
+
+def test_a_decoder_file_holds_only_the_decoder_side_in_half(base):
+    model = load_model(str(base))
+    state = load_file(str(base.with_name("tiny.decoder-realism.safetensors")))
+    assert set(state) == decoder_names(model)
+    assert {v.dtype for v in state.values()} == {torch.float16}
+    assert list_decoders(str(base)) == ["fidelity", "realism"]
+
+
+def test_both_decoders_read_one_file(base):
+    fidelity, realism = load_model(str(base)), load_model(str(base), "realism")
+    assert realism.fingerprint == fidelity.fingerprint
+    assert identify(load_model(str(base), "realism"), fidelity.config, "x").fingerprint == fidelity.fingerprint
+    assert (fidelity.decoder_name, realism.decoder_name) == ("fidelity", "realism")
+    assert realism.decoder_hash != fidelity.decoder_hash
+    assert all(p.dtype == torch.float32 for p in realism.parameters())
+    data = encode(fidelity, smooth_image(20, 28)).data
+    assert encode(realism, smooth_image(20, 28)).data == data    # the same coder: the same file
+    a, _ = decode(fidelity, data)
+    b, _ = decode(realism, data)
+    assert a.shape == b.shape == (20, 28, 3) and not np.array_equal(a, b)
+    assert load_model(str(base), "fidelity").decoder_hash == fidelity.decoder_hash
+
+
+def test_missing_foreign_and_ill_fitting_decoders_are_one_line(base, tmp_path):
+    with pytest.raises(MrtlabError, match=r"has no decoder 'sharp' \(it has: fidelity, realism\)$"):
+        load_model(str(base), "sharp")
+    with pytest.raises(MrtlabError, match="bad decoder name"):
+        load_model(str(base), "../default")
+    other = save_model(make_tiny(2), TINY, tmp_path / "other" / "tiny")
+    shutil.copy(base.with_name("tiny.decoder-realism.safetensors"), other.with_name("tiny.decoder-stale.safetensors"))
+    with pytest.raises(MrtlabError, match="trained for coder fingerprint .* stale or misplaced"):
+        load_model(str(other), "stale")
+    good = load_file(str(base.with_name("tiny.decoder-realism.safetensors")))
+    meta = {"coder_fingerprint": load_model(str(base)).fingerprint.hex(), "about": "a test"}
+    for name, state in (("short", {k: v for k, v in good.items() if k != "out_norm.weight"}),
+                        ("wide", {**good, "out_norm.weight": torch.zeros(5, dtype=torch.float16)}),
+                        ("coder", {**good, "entropy_model.logits": torch.zeros(3, 5)})):
+        save_file(state, str(base.with_name(f"tiny.decoder-{name}.safetensors")), metadata=meta)
+        with pytest.raises(MrtlabError, match=f"decoder '{name}' of model .* does not fit the model's decoder side"):
+            load_model(str(base), name)
+    base.with_name("tiny.decoder-broken.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(MrtlabError, match="cannot read decoder 'broken'"):
+        load_model(str(base), "broken")
+
+
+def test_write_decoder_refuses_a_foreign_model_and_overwriting(base, tmp_path):
+    model = load_model(str(base))
+    foreign = load_model(str(save_model(make_tiny(2), TINY, tmp_path / "foreign")))
+    with pytest.raises(MrtlabError, match=f"was not fine-tuned from {base}: its coder fingerprint "
+                                          f"{foreign.fingerprint.hex()} differs from {model.fingerprint.hex()}"):
+        write_decoder(model, base, foreign, "other")
+    with pytest.raises(MrtlabError, match="exists; pass --force"):
+        write_decoder(model, base, fine_tuned(base, seed=8), "realism")
+    with pytest.raises(MrtlabError, match="'fidelity' is the model's own decoder"):
+        write_decoder(model, base, fine_tuned(base), "fidelity")
+    tuned = fine_tuned(base, seed=8)
+    write_decoder(model, base, tuned, "realism", force=True)
+    zoo._load_model.cache_clear()
+    assert load_model(str(base), "realism").decoder_hash == zoo.decoder_hash(zoo.half_rounded(tuned))

@@ -80,15 +80,17 @@ def test_encoder_side_of_mrt_is_what_the_symbols_depend_on():
 
 def test_stage2_keeps_the_bitstream(tmp_path, folder, astronaut_png, tiny_model_file, perceptual_weights):
     """Stage 2 leaves every coder-side byte (encoder side, quantizer, entropy model) as it
-    was: a file of the stage-1 model decodes with the stage-2 decoder."""
+    was: a file of the stage-1 model decodes with the stage-2 decoder, which becomes a
+    decoder file beside the stage-1 model."""
     import shutil
 
     import numpy as np
 
     from mrtlab.codec import decode, load_rgb
+    from mrtlab.models import write_decoder
     from mrtlab.models.sides import coder_names
 
-    init = tmp_path / "s1" / "model.safetensors"
+    init = tmp_path / "s1" / "model.safetensors"   # a copy: a decoder file is written beside it
     init.parent.mkdir()
     shutil.copy(tiny_model_file, init)
     shutil.copy(tiny_model_file.with_suffix(".yaml"), init.with_suffix(".yaml"))
@@ -109,6 +111,9 @@ def test_stage2_keeps_the_bitstream(tmp_path, folder, astronaut_png, tiny_model_
     fidelity, _ = decode(before, a.data)
     realism, _ = decode(after, a.data)
     assert fidelity.shape == realism.shape == (100, 120, 3) and not np.array_equal(fidelity, realism)
+    write_decoder(before, init, after, "realism")
+    bundled, _ = decode(load_model(str(init), "realism"), a.data)   # float16: within a level or two
+    assert np.abs(bundled.astype(int) - realism).mean() < 1
     row = read_log(tmp_path / "s2")[-1]
     assert {"mse", "msssim", "lpips", "adv", "d_loss", "bpp"} <= row.keys()
 

@@ -14,7 +14,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from ..errors import MrtlabError
-from .sides import coder_names
+from .decoders import FIDELITY, decoder_file, decoders_of, load_decoder
+from .sides import coder_names, decoder_names
 
 BUNDLED_DIR = Path(str(resources.files("mrtlab.models") / "bundled"))
 BUNDLED = {
@@ -34,6 +35,11 @@ def fingerprint(model: torch.nn.Module, model_cfg: dict, saved_names: dict[str, 
     name now → the file's name), so a parameter renamed since keeps its files decoding."""
     h = hashlib.sha256(json.dumps(model_cfg, sort_keys=True).encode())
     return tensor_digest(model, coder_names(model), saved_names, h)
+
+
+def decoder_hash(model: torch.nn.Module) -> str:
+    """8 hex digits over the decoder-side tensors: tells decoders apart in listings."""
+    return tensor_digest(model, decoder_names(model), None, hashlib.sha256()).hex()
 
 
 def tensor_digest(model, names, saved_names, h) -> bytes:
@@ -93,18 +99,34 @@ def model_files(name_or_path: str) -> tuple[Path, Path]:
     return weights, recipe
 
 
-def load_model(name_or_path: str | None = None):
+def list_decoders(name_or_path: str | None = None) -> list[str]:
+    """The decoders of a model: ``fidelity`` (its own), then those beside its file."""
+    return decoders_of(model_files(name_or_path or DEFAULT_MODEL)[0])
+
+
+def load_model(name_or_path: str | None = None, decoder: str | None = None):
     """Build the model from its recipe and load its weights (the bundled default when
-    no name is given); sets ``.fingerprint`` and ``.config`` (the recipe's model section).
+    no name is given); sets ``.fingerprint``, ``.config`` (the recipe's model section),
+    ``.decoder_name`` and ``.decoder_hash``. ``decoder``: ``fidelity`` (or None) is the
+    model's own, another name a decoder file beside it (``decoders.py``) laid over it.
     Each call returns a model of its own (the files are read once and cached)."""
-    return copy.deepcopy(_load_model(name_or_path or DEFAULT_MODEL))
+    return copy.deepcopy(_load_model(name_or_path or DEFAULT_MODEL, decoder or FIDELITY))
 
 
-@functools.lru_cache(maxsize=4)
-def _load_model(name_or_path: str):
+@functools.lru_cache(maxsize=8)
+def _load_model(name_or_path: str, decoder: str):
     from ..config import build_model, load_recipe
 
     weights, recipe = model_files(name_or_path)
+    if decoder != FIDELITY:
+        model = copy.deepcopy(_load_model(name_or_path, FIDELITY))
+        path = decoder_file(weights, decoder)
+        if not path.is_file():
+            raise MrtlabError(f"model {name_or_path} has no decoder {decoder!r} "
+                              f"(it has: {', '.join(decoders_of(weights))})")
+        load_decoder(model, path, f"decoder {decoder!r} of model {name_or_path}")
+        model.decoder_name, model.decoder_hash = decoder, decoder_hash(model)
+        return model
     model_cfg = load_recipe(recipe, expand=False).get("model")  # as written: the fingerprint's
     if not isinstance(model_cfg, dict):
         raise MrtlabError(f"recipe {recipe} has no 'model' section")
@@ -177,8 +199,10 @@ def load_weights(model: torch.nn.Module, weights: str | Path, what: str = "model
 
 
 def identify(model, model_cfg: dict, source: str, saved_names: dict[str, str] | None = None):
-    """Put the model in coding mode and give it the fingerprint that files carry."""
+    """Put the model in coding mode and give it the fingerprint that files carry; its
+    decoder is its own (``fidelity``)."""
     model.eval()
     model.fingerprint = fingerprint(model, model_cfg, saved_names)
     model.config, model.source = model_cfg, source
+    model.decoder_name, model.decoder_hash = FIDELITY, decoder_hash(model)
     return model
