@@ -1,4 +1,6 @@
-"""Two decoders, one bitstream: the coder side and its fingerprint, decoder files beside a model."""
+"""Two decoders, one bitstream: the coder side and its fingerprint, decoder files beside a
+model, choosing one at decode time, bundling one."""
+import runpy
 import shutil
 from pathlib import Path
 
@@ -13,7 +15,9 @@ from mrtlab.errors import MrtlabError
 from mrtlab.models import identify, list_decoders, load_model, save_model, write_decoder, zoo
 from mrtlab.models.sides import coder_names, decoder_names, encoder_side, trace_size
 
-from .helpers import TINY, make_tiny, smooth_image
+from .helpers import TINY, make_tiny, one_error_line, run, smooth_image
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def fine_tuned(base_file: Path, seed: int = 7):
@@ -144,3 +148,100 @@ def test_write_decoder_refuses_a_foreign_model_and_overwriting(base, tmp_path):
     write_decoder(model, base, tuned, "realism", force=True)
     zoo._load_model.cache_clear()
     assert load_model(str(base), "realism").decoder_hash == zoo.decoder_hash(zoo.half_rounded(tuned))
+
+
+def test_decompress_reports_and_checks_the_decoder(base, tmp_path, capsys):
+    from PIL import Image
+
+    Image.fromarray(smooth_image(20, 28)).save(tmp_path / "img.png")
+    code, _, err = run(capsys, "compress", tmp_path / "img.png", "-o", tmp_path / "img.mrt", "-m", base)
+    assert code == 0, err
+    for decoder in ("fidelity", "realism"):
+        code, out, err = run(capsys, "decompress", tmp_path / "img.mrt", "-o", tmp_path / f"{decoder}.png",
+                             "-m", base, "--decoder", decoder)
+        assert code == 0 and f"decoder {decoder}" in out, err
+        assert Image.open(tmp_path / f"{decoder}.png").size == (28, 20)
+    assert (np.asarray(Image.open(tmp_path / "fidelity.png")) != np.asarray(Image.open(tmp_path / "realism.png"))).any()
+    code, _, err = run(capsys, "decompress", tmp_path / "img.mrt", "-o", tmp_path / "x.png", "-m", base,
+                       "--decoder", "sharp")
+    assert code == 1 and "has no decoder 'sharp' (it has: fidelity, realism)" in one_error_line(err)
+    other = save_model(make_tiny(2), TINY, tmp_path / "other")   # another encoder wrote it
+    code, _, err = run(capsys, "compress", tmp_path / "img.png", "-o", tmp_path / "other.mrt", "-m", other)
+    code, _, err = run(capsys, "decompress", tmp_path / "other.mrt", "-o", tmp_path / "y.png", "-m", base,
+                       "--decoder", "realism")
+    assert code == 1 and "file was made by another model" in one_error_line(err)
+
+
+def test_decompress_help_names_the_default_decoder(capsys):
+    from mrtlab.cli import build_parser
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["decompress", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "(default: fidelity)" in out and "entropy model) writes the bits" in out
+
+
+@pytest.fixture
+def bundled(tmp_path, monkeypatch):
+    """A bundled folder in tmp_path whose ``default`` is the tiny model."""
+    monkeypatch.setattr(zoo, "BUNDLED_DIR", tmp_path / "bundled")
+    monkeypatch.setattr(zoo, "BUNDLED", {"default": "the tiny model"})
+    zoo._load_model.cache_clear()
+    save_model(make_tiny(1), TINY, tmp_path / "bundled" / "default", half=True)
+    yield tmp_path / "bundled"
+    zoo._load_model.cache_clear()
+
+
+def test_bundle_decoder_info_and_models(bundled, tmp_path, capsys):
+    tool = runpy.run_path(str(ROOT / "tools" / "bundle_model.py"))
+    foreign = save_model(make_tiny(2), TINY, tmp_path / "runs" / "foreign" / "model")
+    with pytest.raises(SystemExit, match=r"bundle_model: error: .*foreign/model.safetensors was not fine-tuned "
+                                         r"from the bundled default: its coder fingerprint \w{8} differs from \w{8}$"):
+        tool["main"]([str(foreign), "default", "--decoder", "realism"])
+    tuned = fine_tuned(bundled / "default.safetensors")
+    stage2 = save_model(tuned, tuned.config, tmp_path / "runs" / "stage2" / "model")
+    tool["main"]([str(stage2), "default", "--decoder", "realism"])
+    assert "decoder realism" in capsys.readouterr().out
+    assert (bundled / "default.decoder-realism.safetensors").is_file()
+    with pytest.raises(SystemExit, match="exists; pass --force"):
+        tool["main"]([str(stage2), "default", "--decoder", "realism"])
+
+    code, out, _ = run(capsys, "models")
+    fidelity, realism = load_model("default"), load_model("default", "realism")
+    assert code == 0 and (f"decoders: fidelity {fidelity.decoder_hash}, realism {realism.decoder_hash}"
+                          in out.split("\t"))
+    data = encode(fidelity, smooth_image(20, 28)).data
+    (tmp_path / "a.mrt").write_bytes(data)
+    code, out, _ = run(capsys, "info", tmp_path / "a.mrt")
+    assert code == 0 and "(bundled model default, decoders fidelity, realism)" in out
+    code, out, err = run(capsys, "decompress", tmp_path / "a.mrt", "-o", tmp_path / "a.png", "--decoder", "realism")
+    assert code == 0 and "decoder realism" in out, err
+    (tmp_path / "b.mrt").write_bytes(encode(load_model(str(foreign)), smooth_image(20, 28)).data)
+    code, out, _ = run(capsys, "info", tmp_path / "b.mrt")
+    assert code == 0 and "(no bundled model reads it)" in out
+    # the model replaced under its decoder: the decoder is refused, the model still listed
+    zoo._load_model.cache_clear()
+    tool["main"]([str(foreign), "default", "--force"])
+    assert "bundle_model: note: decoder 'realism' of model default was trained for coder fingerprint" in \
+        capsys.readouterr().err
+    code, out, _ = run(capsys, "models")
+    assert code == 0 and "decoders: fidelity " in out and "realism (unusable: " in out
+
+
+def test_eval_names_the_decoder(base, tmp_path, capsys):
+    import json
+
+    from PIL import Image
+
+    (tmp_path / "imgs").mkdir()
+    Image.fromarray(smooth_image(24, 32)).save(tmp_path / "imgs" / "a.png")
+    for decoder, name in ((None, "tiny"), ("realism", "tiny-realism")):
+        out = tmp_path / f"{name}.json"
+        code, _, err = run(capsys, "eval", "--data", tmp_path / "imgs", "-m", base, "--metrics", "psnr", "-q",
+                           "--out", out, *(["--decoder", decoder] if decoder else []))
+        assert code == 0, err
+        s = json.loads(out.read_text())
+        assert s["name"] == name and f"decoder {decoder or 'fidelity'} (" in s["description"]
+    code, _, err = run(capsys, "eval", "--data", tmp_path / "imgs", "--baseline", "jpeg", "--decoder", "realism",
+                       "--out", tmp_path / "j.json")
+    assert code == 1 and "a baseline has none" in one_error_line(err)

@@ -104,6 +104,17 @@ def list_decoders(name_or_path: str | None = None) -> list[str]:
     return decoders_of(model_files(name_or_path or DEFAULT_MODEL)[0])
 
 
+def bundled_reader(fp: bytes) -> str | None:
+    """The name of the bundled model whose coder wrote files of fingerprint ``fp``, if any."""
+    for name in BUNDLED:
+        try:
+            if _load_model(name, FIDELITY).fingerprint == fp:
+                return name
+        except MrtlabError:  # a bundled model missing from this installation
+            continue
+    return None
+
+
 def load_model(name_or_path: str | None = None, decoder: str | None = None):
     """Build the model from its recipe and load its weights (the bundled default when
     no name is given); sets ``.fingerprint``, ``.config`` (the recipe's model section),
