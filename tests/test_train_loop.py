@@ -87,6 +87,8 @@ def test_stage2_keeps_the_bitstream(tmp_path, folder, astronaut_png, tiny_model_
     import numpy as np
 
     from mrtlab.codec import decode, load_rgb
+    from safetensors import safe_open
+
     from mrtlab.models import write_decoder
     from mrtlab.models.sides import coder_names
 
@@ -112,6 +114,9 @@ def test_stage2_keeps_the_bitstream(tmp_path, folder, astronaut_png, tiny_model_
     realism, _ = decode(after, a.data)
     assert fidelity.shape == realism.shape == (100, 120, 3) and not np.array_equal(fidelity, realism)
     write_decoder(before, init, after, "realism")
+    with safe_open(str(init.with_name("model.decoder-realism.safetensors")), "pt") as f:
+        meta = f.metadata()   # what reads it, and what trained it
+    assert meta["coder_fingerprint"] == before.fingerprint.hex() and json.loads(meta["training"])["lpips"] == 0.5
     bundled, _ = decode(load_model(str(init), "realism"), a.data)   # float16: within a level or two
     assert np.abs(bundled.astype(int) - realism).mean() < 1
     row = read_log(tmp_path / "s2")[-1]

@@ -95,6 +95,8 @@ def run_settings(weights: Path) -> dict | None:
     """The training settings of the run that exported ``weights`` (``state/recipe.json``
     beside a run's ``model.safetensors``), if it is there."""
     recipe = weights.parent / "state" / "recipe.json"
+    if weights.suffix != ".safetensors":   # a bundled model's name, not a run's file
+        return None
     try:
         return json.loads(recipe.read_text()).get("train")
     except (OSError, ValueError, AttributeError):
