@@ -81,34 +81,33 @@ def cmd_decompress(args) -> int:
     from .models import load_model
 
     many = len(args.files) > 1
+    if args.model:  # a bad model or decoder name: one line, before any file
+        load_model(args.model, args.decoder)
 
     def one(src: Path):
         dst = output_path(src, args.output, ".png", many)
         check_writable(dst, args.force)
         data = read_bytes(src)
         header = read_header(data)
-        model = load_model(args.model) if args.model else bundled_for(header.fingerprint)
+        model = load_model(args.model or bundled_for(header.fingerprint), args.decoder)
         t0 = time.perf_counter()
         rgb, _ = decode(model, data)
         save_png(rgb, dst, force=args.force)
-        print(f"{src} -> {dst}  {header.width}x{header.height}  {time.perf_counter() - t0:.2f} s")
+        print(f"{src} -> {dst}  {header.width}x{header.height}  decoder {model.decoder_name}  "
+              f"{time.perf_counter() - t0:.2f} s")
 
     return each(args.files, one)
 
 
-def bundled_for(fp: bytes):
+def bundled_for(fp: bytes) -> str:
     """The bundled model that wrote a file, found by its fingerprint."""
-    from .models import BUNDLED, load_model
+    from .models.zoo import bundled_reader
 
-    for name in BUNDLED:
-        try:
-            model = load_model(name)
-        except MrtlabError:
-            continue
-        if model.fingerprint == fp:
-            return model
-    raise MrtlabError(f"file was made by a model that is not bundled (fingerprint {fp.hex()}); "
-                      "pass it with --model")
+    name = bundled_reader(fp)
+    if name is None:
+        raise MrtlabError(f"file was made by a model that is not bundled (fingerprint {fp.hex()}); "
+                          "pass it with --model")
+    return name
 
 
 def read_bytes(path: Path) -> bytes:
@@ -125,6 +124,8 @@ def read_bytes(path: Path) -> bytes:
 
 def cmd_info(args) -> int:
     from .codec import HEADER_BYTES, read_header
+    from .models import list_decoders
+    from .models.zoo import bundled_reader
 
     def one(src: Path):
         data = read_bytes(src)
@@ -132,8 +133,11 @@ def cmd_info(args) -> int:
             h = read_header(data)
         except MrtlabError as e:
             raise MrtlabError(f"{src}: {e}") from None
-        print(f"{src}: mrtlab format v{h.version}, {h.width}x{h.height}, model {h.fingerprint.hex()}, "
-              f"{h.tokens} latent tokens/window, {len(data)} bytes "
+        name = bundled_reader(h.fingerprint)
+        reader = (f"bundled model {name}, decoders {', '.join(list_decoders(name))}" if name
+                  else "no bundled model reads it")
+        print(f"{src}: mrtlab format v{h.version}, {h.width}x{h.height}, model {h.fingerprint.hex()} "
+              f"({reader}), {h.tokens} latent tokens/window, {len(data)} bytes "
               f"({HEADER_BYTES} header + {len(data) - HEADER_BYTES} payload), "
               f"{8 * len(data) / (h.width * h.height):.4f} bpp")
 
@@ -141,7 +145,13 @@ def cmd_info(args) -> int:
 
 
 def cmd_models(args) -> int:
-    from .models import BUNDLED, load_model
+    from .models import BUNDLED, list_decoders, load_model
+
+    def decoder(name: str, decoder: str) -> str:
+        try:
+            return f"{decoder} {load_model(name, decoder).decoder_hash}"
+        except MrtlabError:  # a stale or damaged decoder file: the model itself still works
+            return f"{decoder} (unusable: mrtlab decompress --decoder {decoder} says why)"
 
     for name, text in BUNDLED.items():
         try:
@@ -149,9 +159,10 @@ def cmd_models(args) -> int:
         except MrtlabError as e:
             print(f"{name}\tunavailable: {e}\t{text}")
             continue
+        decoders = [decoder(name, d) for d in list_decoders(name)]
         L = model.latent_tokens
         rate = f"tokens 1…{L} (--tokens/--bpp)" if model.variable_rate else f"fixed rate ({L} tokens)"
-        print(f"{name}\t{model.fingerprint.hex()}\t{rate}\t{text}")
+        print(f"{name}\t{model.fingerprint.hex()}\t{rate}\tdecoders: {', '.join(decoders)}\t{text}")
     return 0
 
 
@@ -244,6 +255,8 @@ def cmd_eval(args) -> int:
             raise MrtlabError("give either --model or --baseline, not both")
         if args.tokens:
             raise MrtlabError("--tokens is a model's rate; a baseline takes --bpp")
+        if args.decoder:
+            raise MrtlabError("--decoder picks a model's decoder; a baseline has none")
         codec = PillowCodec(args.baseline, number_list(args.bpp, float, "--bpp") if args.bpp else [])
     else:
         from .models import load_model
@@ -251,7 +264,7 @@ def cmd_eval(args) -> int:
         if args.bpp:
             raise MrtlabError("--bpp sets the targets of a baseline (--baseline jpeg|webp)")
         tokens = number_list(args.tokens, int, "--tokens") if args.tokens else None
-        codec = run.ModelCodec(load_model(args.model), tokens)
+        codec = run.ModelCodec(load_model(args.model, args.decoder), tokens)
     report = None
     if args.report:
         from .eval.report import Report
@@ -304,6 +317,12 @@ def cmd_plot(args) -> int:
     return 0
 
 
+DECODER_HELP = ("which decoder of the model reads the file: a model's coder side (encoder, "
+                "quantizer, entropy model) writes the bits, and any decoder trained on it reads "
+                "them; 'fidelity' is the model's own (trained for MSE), others are files beside "
+                "it, e.g. 'realism' (trained for perceptual quality); `mrtlab models` lists them")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mrtlab", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -321,6 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("files", nargs="+")
     d.add_argument("-o", "--output", help="output folder (or file name for one file)")
     d.add_argument("-m", "--model", help="model (default: the bundled model that wrote the file)")
+    d.add_argument("--decoder", default="fidelity", metavar="NAME", help=DECODER_HELP + " (default: %(default)s)")
     d.add_argument("-f", "--force", action="store_true", help="overwrite existing outputs")
     i = sub.add_parser("info", help="print the header of .mrt files")
     i.add_argument("files", nargs="+")
@@ -361,6 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("eval", help="metrics on real bitstreams: eval --data DIR [--model M] --out results.json")
     e.add_argument("--data", required=True, help="folder of images")
     e.add_argument("-m", "--model", help="bundled model name or weights path (default: the bundled default)")
+    e.add_argument("--decoder", metavar="NAME", help=DECODER_HELP + " (default: fidelity)")
     e.add_argument("--baseline", choices=["jpeg", "webp"], help="evaluate Pillow JPEG/WebP instead")
     e.add_argument("--bpp", help="target rates of a baseline, e.g. 0.05,0.1,0.2")
     e.add_argument("--tokens", help="latent tokens per window, one rate point each, e.g. 1,2,4")

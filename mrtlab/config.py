@@ -189,20 +189,39 @@ def parse(argv: list[str]) -> Namespace:
 def build_model(model_cfg: dict | Namespace) -> CodecModel:
     """Instantiate the model section of a recipe (a dict or a parsed Namespace); the
     model's ``config`` is the full section, as a trained model's file holds it."""
-    if isinstance(model_cfg, Namespace):
-        model_cfg = model_cfg.as_dict()
-    path, args = split_model_section(expand_model_section(model_cfg))
-    parser = recipe_parser(model_class(path))
+    path, parser, cfg = _parse_model(model_cfg)
     try:
-        cfg = parser.parse_object({"model": args})
         model = parser.instantiate(cfg).model
     except MrtlabError:
         raise
     except Exception as e:
         raise MrtlabError(f"cannot build the model from its recipe: {one_line(e)}") from None
-    section = cfg.model.as_dict()
-    model.config = section if path is None else {"class_path": path, **section}
+    model.config = _full_section(path, cfg)
     return model
+
+
+def full_model_section(model_cfg: dict | Namespace) -> dict:
+    """The ``config`` that ``build_model`` would give, without building the model: every
+    argument, defaults included. Two sections that build the same model give the same."""
+    return _full_section(*_parse_model(model_cfg)[::2])
+
+
+def _parse_model(model_cfg: dict | Namespace):
+    if isinstance(model_cfg, Namespace):
+        model_cfg = model_cfg.as_dict()
+    path, args = split_model_section(expand_model_section(model_cfg))
+    parser = recipe_parser(model_class(path))
+    try:
+        return path, parser, parser.parse_object({"model": args})
+    except MrtlabError:
+        raise
+    except Exception as e:
+        raise MrtlabError(f"cannot build the model from its recipe: {one_line(e)}") from None
+
+
+def _full_section(path: str | None, cfg: Namespace) -> dict:
+    section = cfg.model.as_dict()
+    return section if path is None else {"class_path": path, **section}
 
 
 def create_model(architecture: str, **overrides) -> CodecModel:

@@ -246,8 +246,9 @@ def test_fit_entropy_model_does_not_overwrite(tmp_path, monkeypatch):
 def test_models_lists_fingerprint_and_rate(capsys):
     code, out, _ = run(capsys, "models")
     assert code == 0
-    name, fp, rate, _ = out.splitlines()[0].split("\t")
+    name, fp, rate, decoders, _ = out.splitlines()[0].split("\t")
     assert name == "default" and len(fp) == 8 and rate == "tokens 1…4 (--tokens/--bpp)"
+    assert decoders.startswith("decoders: fidelity ")
 
 
 def test_bundle_model_ships_half_weights_and_does_not_overwrite(tmp_path, tiny_model_file, monkeypatch,

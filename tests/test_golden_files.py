@@ -6,9 +6,10 @@ window; the PNG beside it holds the pixels it decoded to when it was made. Decod
 through ``mrtlab decompress`` without ``--model``, so the bundled model is also found by the
 fingerprint in the file's header.
 
-When a bundled model is replaced on purpose, replace its golden file (``.mrt`` and ``.png``)
-in the same commit: old files then no longer decode with it, which is what this test is
-there to make visible.
+When a bundled model is replaced on purpose, or the fingerprint's definition changes,
+remake its golden file (``.mrt`` and ``.png``; ``tools/golden_files.py`` says whether the
+payload and pixels changed) in the same commit: old files then no longer decode with it,
+which is what this test is there to make visible.
 """
 from pathlib import Path
 

@@ -61,3 +61,14 @@ def test_a_bug_in_decoding_is_not_reported_as_a_damaged_payload(tiny_model, monk
     monkeypatch.setattr(tiny_model, "reconstruct", broken)
     with pytest.raises(TypeError, match="a bug"):
         codec.decode(tiny_model, data)
+
+
+def test_a_half_file_keeps_its_fingerprint_when_its_tables_are_rebuilt(tmp_path):
+    """Its coding tables are those of its float16 weights: stage 2 from a bundled model
+    rebuilds them at export and must find the same (else its files would be refused)."""
+    from mrtlab.models import identify
+
+    model = load_model(str(save_model(make_tiny(2), TINY, tmp_path / "half", half=True)))
+    fingerprint = model.fingerprint
+    model.update()
+    assert identify(model, model.config, "rebuilt").fingerprint == fingerprint

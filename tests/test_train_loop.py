@@ -15,7 +15,7 @@ from mrtlab.train import train
 from mrtlab.train import data as train_data
 from mrtlab.entropy import Layout
 from mrtlab.train.align import regroup
-from mrtlab.train.stages import encoder_side
+from mrtlab.models.sides import encoder_side
 
 from .helpers import TINY, image_folder, read_log, tiny_train
 
@@ -72,28 +72,53 @@ def test_resume_uses_state_old_and_ignores_a_partial_save(tmp_path, folder):
 
 def test_encoder_side_of_mrt_is_what_the_symbols_depend_on():
     model = fresh()
-    names = {n for n, p in model.named_parameters() if any(p is q for q in encoder_side(model, 16))}
+    names = {n for n, p in model.named_parameters() if any(p is q for q in encoder_side(model))}
     expect = {n for n, _ in model.named_parameters()
               if n.startswith(("encoder.", "to_latent.", "latent_queries", "tokenizer.embed", "tokenizer.pos_in"))}
     assert names == expect
 
 
-def test_stage2_keeps_every_symbol(tmp_path, folder, astronaut_png, tiny_model_file, perceptual_weights):
-    from mrtlab.codec import load_rgb
+def test_stage2_keeps_the_bitstream(tmp_path, folder, astronaut_png, tiny_model_file, perceptual_weights):
+    """Stage 2 leaves every coder-side byte (encoder side, quantizer, entropy model) as it
+    was: a file of the stage-1 model decodes with the stage-2 decoder, which becomes a
+    decoder file beside the stage-1 model."""
+    import shutil
 
-    cfg = tiny_train(tmp_path / "s2", folder, stage=2, init=str(tiny_model_file), steps=3, ema=0.5,
+    import numpy as np
+
+    from mrtlab.codec import decode, load_rgb
+    from safetensors import safe_open
+
+    from mrtlab.models import write_decoder
+    from mrtlab.models.sides import coder_names
+
+    init = tmp_path / "s1" / "model.safetensors"   # a copy: a decoder file is written beside it
+    init.parent.mkdir()
+    shutil.copy(tiny_model_file, init)
+    shutil.copy(tiny_model_file.with_suffix(".yaml"), init.with_suffix(".yaml"))
+    cfg = tiny_train(tmp_path / "s2", folder, stage=2, init=str(init), steps=3, ema=0.5,
                      mse=1.0, msssim=0.5, lpips=0.5, adv=0.1, adv_start=1, lr=1e-2,
                      perceptual_weights=str(perceptual_weights))
-    trained = train(fresh(seed=3), TINY, cfg)
-    before, after = load_model(str(tiny_model_file)), load_model(str(trained))
+    # the recipe written otherwise, for the same model: the export keeps the stage-1 section
+    trained = train(fresh(seed=3), dict(TINY, dim=32), cfg)
+    before, after = load_model(str(init)), load_model(str(trained))
     rgb, _ = load_rgb(astronaut_png)
     a, b = encode(before, rgb[:100, :120]), encode(after, rgb[:100, :120])
-    assert torch.equal(a.symbols, b.symbols)
-    w0, w1 = load_file(str(tiny_model_file)), load_file(str(trained))
-    frozen = {n for n, p in before.named_parameters() if any(p is q for q in encoder_side(before, 16))}
-    assert all(torch.equal(w0[n], w1[n]) for n in frozen)
+    assert torch.equal(a.symbols, b.symbols) and a.data == b.data
+    assert after.fingerprint == before.fingerprint
+    w0, w1 = load_file(str(init)), load_file(str(trained))
+    assert {"entropy_model.logits", "entropy_model.pmf"} <= coder_names(before)
+    assert all(torch.equal(w0[n], w1[n]) for n in coder_names(before))
     assert any(not torch.equal(w0[n], w1[n]) for n in w0 if n.startswith("decoder."))
-    assert not torch.equal(w0["entropy_model.logits"], w1["entropy_model.logits"])
+    fidelity, _ = decode(before, a.data)
+    realism, _ = decode(after, a.data)
+    assert fidelity.shape == realism.shape == (100, 120, 3) and not np.array_equal(fidelity, realism)
+    write_decoder(before, init, after, "realism")
+    with safe_open(str(init.with_name("model.decoder-realism.safetensors")), "pt") as f:
+        meta = f.metadata()   # what reads it, and what trained it
+    assert meta["coder_fingerprint"] == before.fingerprint.hex() and json.loads(meta["training"])["lpips"] == 0.5
+    bundled, _ = decode(load_model(str(init), "realism"), a.data)   # float16: within a level or two
+    assert np.abs(bundled.astype(int) - realism).mean() < 1
     row = read_log(tmp_path / "s2")[-1]
     assert {"mse", "msssim", "lpips", "adv", "d_loss", "bpp"} <= row.keys()
 
@@ -332,11 +357,13 @@ def test_the_teacher_codes_in_fp32_under_autocast(tiny_model_file, monkeypatch):
 
 
 def test_stage2_runs_the_frozen_side_in_evaluation_mode():
-    from mrtlab.train.stages import CodecStep, freeze_encoder
+    from mrtlab.train.stages import CodecStep, freeze_coder
 
     model = fresh()
-    freeze_encoder(model, 16)
+    freeze_coder(model)
     step = CodecStep(model, 2, False).train()
-    step(torch.rand(1, 3, 16, 16))
-    assert not any(m.training for m in (model.encoder, model.to_latent, model.tokenizer.embed, model.quantizer))
-    assert model.decoder.training and model.entropy_model.training
+    out = step(torch.rand(1, 3, 16, 16))
+    assert not any(m.training for m in (model.encoder, model.to_latent, model.tokenizer.embed, model.quantizer,
+                                        model.entropy_model))
+    assert model.decoder.training and not model.entropy_model.logits.requires_grad
+    assert "em_bits" not in out and not out["coded_bits"].requires_grad

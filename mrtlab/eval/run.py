@@ -41,6 +41,7 @@ class ModelCodec:
 
     def __init__(self, model, tokens: list[int] | None = None):
         from ..codec import codec
+        from ..models.decoders import FIDELITY
 
         self.model, self._codec = model, codec
         if tokens is None:
@@ -49,7 +50,10 @@ class ModelCodec:
         self.periods = model.periods()
         source = Path(model.source)       # a training run exports out/model.safetensors
         self.name = source.parent.name if source.stem == "model" and source.parent.name else source.stem
-        self.description = f"mrtlab model {model.source} (fingerprint {model.fingerprint.hex()})"
+        if model.decoder_name != FIDELITY:   # the model's other decoders: results of their own
+            self.name += f"-{model.decoder_name}"
+        self.description = (f"mrtlab model {model.source} (fingerprint {model.fingerprint.hex()}), "
+                            f"decoder {model.decoder_name} ({model.decoder_hash})")
 
     def encode(self, rgb: np.ndarray, point: dict):
         enc = self._codec.encode(self.model, rgb, point["tokens"])

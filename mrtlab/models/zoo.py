@@ -14,6 +14,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from ..errors import MrtlabError
+from .decoders import FIDELITY, decoder_file, decoders_of, load_decoder
+from .sides import coder_names, decoder_names
 
 BUNDLED_DIR = Path(str(resources.files("mrtlab.models") / "bundled"))
 BUNDLED = {
@@ -24,13 +26,25 @@ DEFAULT_MODEL = "default"
 
 
 def fingerprint(model: torch.nn.Module, model_cfg: dict, saved_names: dict[str, str] | None = None) -> bytes:
-    """4 bytes that change with any weight or any recipe value; written into each file.
+    """4 bytes that identify what writes a file: the recipe and every coder-side tensor
+    (``sides.coder_names``: encoder side, quantizer, entropy model). Written into each file;
+    a decoder fine-tuned on frozen coder tensors reads the same files, so its tensors are
+    left out.
 
-    Weights are taken under the names their file stores them by (``saved_names``: a
+    Tensors are taken under the names their file stores them by (``saved_names``: a
     name now → the file's name), so a parameter renamed since keeps its files decoding."""
-    saved_names = saved_names or {}
-    state = {saved_names.get(k, k): v for k, v in model.state_dict().items()}
     h = hashlib.sha256(json.dumps(model_cfg, sort_keys=True).encode())
+    return tensor_digest(model, coder_names(model), saved_names, h)
+
+
+def decoder_hash(model: torch.nn.Module) -> str:
+    """8 hex digits over the decoder-side tensors: tells decoders apart in listings."""
+    return tensor_digest(model, decoder_names(model), None, hashlib.sha256()).hex()
+
+
+def tensor_digest(model, names, saved_names, h) -> bytes:
+    saved_names = saved_names or {}
+    state = {saved_names.get(k, k): v for k, v in model.state_dict().items() if k in names}
     for name, t in sorted(state.items()):
         h.update(name.encode())
         h.update(t.detach().cpu().contiguous().numpy().tobytes())
@@ -43,6 +57,8 @@ def save_model(model: torch.nn.Module, model_cfg: dict, stem: str | Path, half: 
     they are loaded back into float32, and the fingerprint is that of the loaded model."""
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
+    if half:
+        model = half_rounded(model)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     if half:
         state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
@@ -50,6 +66,20 @@ def save_model(model: torch.nn.Module, model_cfg: dict, stem: str | Path, half: 
     save_file(state, str(weights))
     stem.with_suffix(".yaml").write_text(yaml.safe_dump({"model": model_cfg}, sort_keys=False))
     return weights
+
+
+@torch.no_grad()
+def half_rounded(model: torch.nn.Module) -> torch.nn.Module:
+    """A copy with its floating-point tensors rounded to float16 values and its coding
+    tables rebuilt from them: the model a half file loads as, so that a later ``update()``
+    (stage 2's export) leaves its tables, and its fingerprint, as they were."""
+    model = copy.deepcopy(model)
+    for t in model.state_dict(keep_vars=True).values():
+        if t.is_floating_point():
+            t.copy_(t.half())
+    if hasattr(model, "update"):
+        model.update()
+    return model
 
 
 def model_files(name_or_path: str) -> tuple[Path, Path]:
@@ -69,18 +99,45 @@ def model_files(name_or_path: str) -> tuple[Path, Path]:
     return weights, recipe
 
 
-def load_model(name_or_path: str | None = None):
+def list_decoders(name_or_path: str | None = None) -> list[str]:
+    """The decoders of a model: ``fidelity`` (its own), then those beside its file."""
+    return decoders_of(model_files(name_or_path or DEFAULT_MODEL)[0])
+
+
+def bundled_reader(fp: bytes) -> str | None:
+    """The name of the bundled model whose coder wrote files of fingerprint ``fp``, if any."""
+    for name in BUNDLED:
+        try:
+            if _load_model(name, FIDELITY).fingerprint == fp:
+                return name
+        except MrtlabError:  # a bundled model missing from this installation
+            continue
+    return None
+
+
+def load_model(name_or_path: str | None = None, decoder: str | None = None):
     """Build the model from its recipe and load its weights (the bundled default when
-    no name is given); sets ``.fingerprint`` and ``.config`` (the recipe's model section).
+    no name is given); sets ``.fingerprint``, ``.config`` (the recipe's model section),
+    ``.decoder_name`` and ``.decoder_hash``. ``decoder``: ``fidelity`` (or None) is the
+    model's own, another name a decoder file beside it (``decoders.py``) laid over it.
     Each call returns a model of its own (the files are read once and cached)."""
-    return copy.deepcopy(_load_model(name_or_path or DEFAULT_MODEL))
+    return copy.deepcopy(_load_model(name_or_path or DEFAULT_MODEL, decoder or FIDELITY))
 
 
-@functools.lru_cache(maxsize=4)
-def _load_model(name_or_path: str):
+@functools.lru_cache(maxsize=8)
+def _load_model(name_or_path: str, decoder: str):
     from ..config import build_model, load_recipe
 
     weights, recipe = model_files(name_or_path)
+    if decoder != FIDELITY:
+        model = copy.deepcopy(_load_model(name_or_path, FIDELITY))
+        path = decoder_file(weights, decoder)
+        if not path.is_file():
+            raise MrtlabError(f"model {name_or_path} has no decoder {decoder!r} "
+                              f"(it has: {', '.join(decoders_of(weights))})")
+        load_decoder(model, path, f"decoder {decoder!r} of model {name_or_path}")
+        model.decoder_name, model.decoder_hash = decoder, decoder_hash(model)
+        return model
     model_cfg = load_recipe(recipe, expand=False).get("model")  # as written: the fingerprint's
     if not isinstance(model_cfg, dict):
         raise MrtlabError(f"recipe {recipe} has no 'model' section")
@@ -153,8 +210,10 @@ def load_weights(model: torch.nn.Module, weights: str | Path, what: str = "model
 
 
 def identify(model, model_cfg: dict, source: str, saved_names: dict[str, str] | None = None):
-    """Put the model in coding mode and give it the fingerprint that files carry."""
+    """Put the model in coding mode and give it the fingerprint that files carry; its
+    decoder is its own (``fidelity``)."""
     model.eval()
     model.fingerprint = fingerprint(model, model_cfg, saved_names)
     model.config, model.source = model_cfg, source
+    model.decoder_name, model.decoder_hash = FIDELITY, decoder_hash(model)
     return model

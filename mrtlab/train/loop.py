@@ -22,7 +22,7 @@ from .logs import TrainLog
 from .losses import Distortion
 from .precision import choose as choose_precision
 from .settings import TrainConfig, lr_factor, rate_weight
-from .stages import CodecStep, start_stage
+from .stages import CodecStep, exported_section, start_stage
 from .validate import validate
 
 
@@ -73,6 +73,7 @@ def train(model, model_cfg: dict, cfg: TrainConfig) -> Path:
            if cfg.val_data and cfg.val_every and acc.is_main_process else None)
     logs = TrainLog(out, start, cfg.steps, acc.is_main_process, cfg.tensorboard)
     exported = ema.model if ema is not None else raw
+    exported_cfg = exported_section(model_cfg, cfg)
     batches, t0, cpu0 = iter(loader), time.time(), time.process_time()
     step_mod.train()
     try:
@@ -109,7 +110,7 @@ def train(model, model_cfg: dict, cfg: TrainConfig) -> Path:
             if step % cfg.save_every == 0 or last:
                 save_checkpoint(acc, state_dir, step, recipe, cpu_s)
                 if acc.is_main_process:
-                    export(exported, model_cfg, out / "model")
+                    export(exported, exported_cfg, out / "model")
             if last:
                 break
     finally:
@@ -173,17 +174,21 @@ def accelerator(model, cfg: TrainConfig):
 def micro_step(acc, step_mod, distortion, teacher, disc, x, cfg: TrainConfig, step: int) -> dict:
     """Forward and backward of one micro-batch; returns the named loss terms.
 
-    The codec's loss is ``Σ weight·distortion + λ·bpp (+ align) (+ adv)`` plus the entropy
-    model's own bits on detached symbols; the discriminator (when there is one) learns
-    from the first step, the decoder sees it after ``adv_start`` steps.
+    The codec's loss is ``Σ weight·distortion + λ·bpp (+ align) (+ adv)`` plus, in stage 1,
+    the entropy model's own bits on detached symbols (stage 2 only logs the bits of its
+    fixed symbols); the discriminator (when there is one) learns from the first step, the
+    decoder sees it after ``adv_start`` steps.
     """
     with acc.autocast():
         res = step_mod(x)
         x_hat = res["x_hat"]
         pixels = x.shape[0] * x.shape[2] * x.shape[3]
         loss, terms = distortion(x_hat, x)
-        terms["bpp"] = res["em_bits"].float().sum() / pixels
-        loss = loss + terms["bpp"]
+        if "em_bits" in res:
+            terms["bpp"] = res["em_bits"].float().sum() / pixels
+            loss = loss + terms["bpp"]
+        else:
+            terms["bpp"] = res["coded_bits"].float().sum() / pixels
         if "bits" in res:
             loss = loss + rate_weight(step, cfg) * res["bits"].float().sum() / pixels
         if teacher is not None:

@@ -1,28 +1,32 @@
 """What differs between the two stages: the forward pass, which weights train, where they start.
 
-Stage 1 trains everything on λ·R + D. Stage 2 freezes the encoder side and the quantizer,
-so the symbols of an image (its bitstream) no longer change, and trains the decoder and
-the entropy model on those fixed symbols.
+Stage 1 trains everything on λ·R + D. Stage 2 freezes the coder side (the encoder side,
+the quantizer and the entropy model: everything that writes a file), so every image keeps
+its bitstream and files of the stage-1 model decode with the stage-2 decoder, and trains
+the decoder on those fixed symbols.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from ..errors import MrtlabError
+from ..models.sides import coder_side
 from ..models.zoo import load_weights
 
 
 class CodecStep(nn.Module):
     """The one module that DDP wraps, so every trained weight is in one forward pass.
 
-    ``CodecModel.forward`` with what training adds: a frozen encoder side in stage 2 (no
-    gradient, evaluation mode), and the bits of the symbols as the entropy model prices
-    them with gradient to the encoder (``bits``, only when the rate is weighted) and on
-    detached symbols (``em_bits``: the entropy model always learns the distribution of
-    the symbols the encoder makes). A variable-rate model keeps a random number of tokens.
+    ``CodecModel.forward`` with what training adds. Stage 1: the bits of the symbols as
+    the entropy model prices them, with gradient to the encoder (``bits``, only when the
+    rate is weighted) and on detached symbols (``em_bits``: the entropy model learns the
+    distribution of the symbols the encoder makes). Stage 2: a frozen coder side (no
+    gradient, evaluation mode) and the bits of the fixed symbols for the log
+    (``coded_bits``). A variable-rate model keeps a random number of tokens.
     """
 
     def __init__(self, codec: nn.Module, stage: int, rate_weighted: bool):
@@ -40,16 +44,20 @@ class CodecStep(nn.Module):
             y, grid = codec.encode(x)
             q = codec.quantizer(codec.keep(y, k))
         layout = codec.layout(grid, k)
-        out = {"x_hat": codec.decode(q, grid), "q": q, "tokens": k,
-               "em_bits": codec.entropy_model(q.detach(), layout)}
-        if self.stage == 1 and self.rate_weighted:
+        out = {"x_hat": codec.decode(q, grid), "q": q, "tokens": k}
+        if self.stage == 2:
+            with torch.no_grad():
+                out["coded_bits"] = codec.entropy_model(q, layout)
+            return out
+        out["em_bits"] = codec.entropy_model(q.detach(), layout)
+        if self.rate_weighted:
             out["bits"] = codec.entropy_model(q, layout)
         return out
 
 
 def frozen_modules(model: nn.Module) -> list[nn.Module]:
     """The quantizer and the outermost modules whose weights are all frozen (stage 2's
-    encoder side): they run in evaluation mode."""
+    coder side): they run in evaluation mode."""
     def outermost(m: nn.Module) -> list[nn.Module]:
         params = list(m.parameters())
         if params and not any(p.requires_grad for p in params):
@@ -59,27 +67,17 @@ def frozen_modules(model: nn.Module) -> list[nn.Module]:
     return [model.quantizer] + [m for m in outermost(model) if m is not model.quantizer]
 
 
-def encoder_side(model: nn.Module, crop: int) -> list[nn.Parameter]:
-    """The parameters the symbols depend on: those in the graph of ``encode`` (traced on
-    one crop, so any model and tokenizer is covered), plus the quantizer's."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    y, _ = model.encode(torch.rand(1, 3, crop, crop, device=params[0].device))
-    grads = torch.autograd.grad(y.float().sum(), params, allow_unused=True)
-    ids = {id(p) for p, g in zip(params, grads) if g is not None}
-    ids |= {id(p) for p in model.quantizer.parameters()}
-    return [p for p in model.parameters() if id(p) in ids]
-
-
-def freeze_encoder(model: nn.Module, crop: int) -> int:
-    """Stage 2: stop every encoder-side weight; returns how many tensors were frozen."""
-    frozen = encoder_side(model, crop)
-    for p in frozen:
+def freeze_coder(model: nn.Module) -> int:
+    """Stage 2: stop every coder-side weight; returns how many tensors were frozen."""
+    frozen = {id(t) for t in coder_side(model)}
+    params = [p for p in model.parameters() if id(p) in frozen]
+    for p in params:
         p.requires_grad_(False)
-    return len(frozen)
+    return len(params)
 
 
 def start_stage(model: nn.Module, cfg) -> list[str]:
-    """Load ``train.init`` if given; in stage 2 (which needs it) freeze the encoder side.
+    """Load ``train.init`` if given; in stage 2 (which needs it) freeze the coder side.
     Returns the tensors a warm start (``init_partial``) left fresh."""
     fresh = load_init(model, cfg.init, cfg.init_partial) if cfg.init else []
     if cfg.stage == 2:
@@ -87,8 +85,28 @@ def start_stage(model: nn.Module, cfg) -> list[str]:
             raise MrtlabError("stage 2 starts from a stage-1 model: set train.init")
         if cfg.align:
             raise MrtlabError("train.align is a stage-1 loss (stage 2 freezes the encoder)")
-        freeze_encoder(model, cfg.crop)
+        freeze_coder(model)
     return fresh
+
+
+def exported_section(model_cfg: dict, cfg) -> dict:
+    """The model section a run exports its model under: in stage 2, that of ``train.init``'s
+    file when both build the same model, so that the export's fingerprint is the stage-1
+    model's even where this mrtlab writes the section otherwise (a newer version adds
+    arguments with their defaults) and files of the stage-1 model decode with it."""
+    if cfg.stage != 2 or not cfg.init:
+        return model_cfg
+    from ..config import full_model_section, load_recipe
+
+    path = Path(cfg.init)
+    recipe = path / "model.yaml" if path.is_dir() else path.with_suffix(".yaml")
+    try:
+        init_cfg = load_recipe(recipe, expand=False).get("model") if recipe.is_file() else None
+        same = isinstance(init_cfg, dict) and (json.dumps(full_model_section(init_cfg), sort_keys=True)
+                                               == json.dumps(full_model_section(model_cfg), sort_keys=True))
+    except MrtlabError:  # a recipe this mrtlab cannot read: the run's own section
+        same = False
+    return init_cfg if same else model_cfg
 
 
 def load_init(model: nn.Module, path: str | Path, partial: bool = False) -> list[str]:
