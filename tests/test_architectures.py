@@ -76,3 +76,26 @@ def test_latent_init_sets_the_scale_of_queries_and_positions():
     model = mrtlab.create_model("mrt_small", latent_init=1.0)
     assert 0.8 < model.latent_queries.std() < 1.2 and 0.8 < model.latent_positions.std() < 1.2
     assert mrtlab.create_model("mrt_small").latent_queries.std() < 0.03
+
+
+def test_regions_start_each_latent_token_from_its_part_of_the_window():
+    model = mrtlab.create_model("mrt_small", latent_start="regions")
+    tokens = torch.zeros(1, 1, 1, 16, 128)                 # one window of 4×4 patch tokens
+    tokens.view(1, 1, 1, 4, 4, 128)[0, 0, 0, 2:, :2] = 1.0  # its bottom-left 2×2 patches
+    means = model.region_means(tokens)[0, 0, 0, :, 0]
+    assert means.tolist() == [0.0, 0.0, 1.0, 0.0]          # regions in raster order
+    assert model(torch.rand(1, 3, 64, 64))["x_hat"].shape == (1, 3, 64, 64)
+
+
+def test_latent_skip_gives_each_token_its_own_gradient():
+    """Through attention alone the decoder first reads a sum of the latent tokens; with the
+    skip path, two tokens of equal value get different gradients."""
+    grads = []
+    for skip in (0, 8):
+        torch.manual_seed(0)
+        model = mrtlab.create_model("mrt_small", latent_skip=skip, latent_init=0.0)
+        q = torch.zeros(1, 4, 8, requires_grad=True)       # one window, 4 equal tokens
+        model.decode(q, model.grid(32, 32)).sum().backward()
+        grads.append(q.grad[0])
+    assert torch.allclose(grads[0][0], grads[0][1], atol=1e-6)      # alike without it
+    assert not torch.allclose(grads[1][0], grads[1][1], atol=1e-6)  # apart with it

@@ -367,3 +367,30 @@ def test_stage2_runs_the_frozen_side_in_evaluation_mode():
                                         model.entropy_model))
     assert model.decoder.training and not model.entropy_model.logits.requires_grad
     assert "em_bits" not in out and not out["coded_bits"].requires_grad
+
+
+def test_nested_dropout_starts_after_its_step(tmp_path, folder):
+    """``nested_dropout_start``: the first steps keep every token, then k is drawn."""
+    variable = dict(TINY, nested_dropout=True)
+    model = fresh(variable)
+    drawn = []
+    draw = model.training_tokens
+    model.training_tokens = lambda: drawn.append(draw()) or drawn[-1]
+    train(model, variable, tiny_train(tmp_path, folder, steps=5, nested_dropout_start=3))
+    assert len(drawn) == 2  # steps 4 and 5
+
+
+def test_token_decorrelation_lowers_the_redundancy_of_the_tokens(tmp_path, folder):
+    """The loss term pushes a window's tokens apart: the tiny model trained on the term
+    alone ends with less redundant tokens than it started with."""
+    from mrtlab.train.losses import pairs, token_redundancy
+    crops = torch.stack([train_data.RandomCrops(folder, 32, seed=3)[i] for i in range(8)])
+
+    def redundancy(model):
+        with torch.no_grad():
+            return float(pairs(token_redundancy(model.eval().encode(crops)[0], 2)).mean())
+    before = redundancy(fresh())
+    path = train(fresh(), TINY, tiny_train(tmp_path, folder, steps=30, lr=3e-3, mse=0.0,
+                                            token_decorrelation=1.0))
+    assert "similarity" in read_log(tmp_path)[0]
+    assert redundancy(load_model(str(path))) < 0.5 * before

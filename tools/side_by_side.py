@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("out", help="the PNG to write (not overwritten without --force)")
     p.add_argument("--model", action="append", default=[], help="LABEL=MODEL:K (repeatable)")
     p.add_argument("--baseline", action="append", default=[], help="FORMAT:BPP, FORMAT jpeg or webp")
-    p.add_argument("--box", default=None, help="X,Y,W,H of the crop in pixels (default: 224×160 at the centre)")
+    p.add_argument("--box", default=None, help="X,Y,W,H of the crop in pixels (default: 224×160, or less, at the centre)")
     p.add_argument("--zoom", type=int, default=2)
     p.add_argument("--columns", type=int, default=0, help="tiles per row (default: all in one row)")
     p.add_argument("--force", action="store_true")
@@ -94,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
             raise MrtlabError(f"{out} exists; pass --force to replace it")
         rgb, _ = load_rgb(Path(args.image))
         H, W = rgb.shape[:2]
-        box = tuple(int(v) for v in args.box.split(",")) if args.box else ((W - 224) // 2, (H - 160) // 2, 224, 160)
+        w, h = min(224, W), min(160, H)
+        box = tuple(int(v) for v in args.box.split(",")) if args.box else ((W - w) // 2, (H - h) // 2, w, h)
         if len(box) != 4 or box[0] < 0 or box[1] < 0 or box[2] < 1 or box[3] < 1 \
                 or box[0] + box[2] > W or box[1] + box[3] > H:
             raise MrtlabError(f"--box {args.box} is not inside the {W}×{H} image")

@@ -140,6 +140,15 @@ class MRT(CodecModel):
         latent_init: standard deviation of the latent queries and latent positions at
             initialisation (0.02: drowned by the first attention output, so that all the
             latent tokens of a window start alike; 1: as large as a normalised token).
+        latent_start: what the encoder's latent tokens start from: ``queries`` (the same
+            learned queries in every window) or ``regions`` (the queries plus the mean of
+            the window's patch tokens over one of L regions each, a grid of a×b = L), so that
+            a window's tokens start different, each from its own part of the window.
+        latent_skip: width r of a linear path from a window's L latent tokens straight to
+            its S² patch tokens at the decoder's input (each token to r features, the L·r
+            of a window to the S² patch tokens; 0: none). Through attention alone, the
+            decoder first reads the sum of a window's latent tokens, so every token gets
+            the same gradient and they stay alike; this path gives each token its own.
     """
     renamed_parameters = {"latent_slots": "latent_positions"}
 
@@ -156,14 +165,18 @@ class MRT(CodecModel):
                  nested_dropout: bool = True,
                  shift_windows: bool = False,
                  per_token_heads: bool = False,
-                 latent_init: float = 0.02):
+                 latent_init: float = 0.02,
+                 latent_start: str = "queries",
+                 latent_skip: int = 0):
         super().__init__()
         tokenizer = tokenizer or default_part("tokenizer")
         local_mixer = local_mixer or default_part("local_mixer")
         global_mixer = global_mixer or default_part("global_mixer")
         quantizer = quantizer or default_part("quantizer")()
         entropy_model = entropy_model or default_part("entropy_model")
-        self.dim, self.latent_tokens = dim, latent_tokens
+        if latent_start not in ("queries", "regions"):
+            raise ValueError(f"latent_start must be 'queries' or 'regions', got {latent_start!r}")
+        self.dim, self.latent_tokens, self.latent_start = dim, latent_tokens, latent_start
         self.tokenizer = tokenizer(dim)
         self.quantizer = quantizer
         self.entropy_model = entropy_model(quantizer.levels)
@@ -175,6 +188,9 @@ class MRT(CodecModel):
         self.from_latent = TokenwiseLinear(L, C, dim) if per_token_heads else nn.Linear(C, dim)
         self.latent_positions = nn.Parameter(torch.randn(L, dim) * latent_init)
         self.mask_tokens = nn.Parameter(torch.randn(S2, dim) * 0.02)
+        if latent_skip:
+            self.skip = nn.Sequential(nn.Linear(dim, latent_skip), nn.Flatten(-2),
+                                      nn.Linear(L * latent_skip, S2 * dim), nn.Unflatten(-1, (S2, dim)))
         self.decoder = MixerStack(decoder_layers, dim, local_mixer, global_mixer, L, shift_windows)
         self.out_norm = nn.LayerNorm(dim)
         self.variable_rate = nested_dropout
@@ -192,9 +208,22 @@ class MRT(CodecModel):
         tokens, grid = self.tokenizer.tokenize(image)    # [B, nWh, nWw, S², D]
         B, h, w = tokens.shape[:3]
         lat = self.latent_queries.expand(B, h, w, -1, -1)  # [B, nWh, nWw, L, D]
+        if self.latent_start == "regions":
+            lat = lat + self.region_means(tokens)
         x = self.encoder(torch.cat([tokens, lat], dim=3))  # [B, nWh, nWw, S²+L, D]
         y = self.to_latent(x[:, :, :, -self.latent_tokens:])  # [B, nWh, nWw, L, C]
         return y.reshape(B, h * w * self.latent_tokens, -1), grid  # [B, windows·L, C]
+
+    def region_means(self, tokens: torch.Tensor) -> torch.Tensor:
+        """``[B, nWh, nWw, S², D]`` → the mean patch token of each of L regions of every
+        window (a grid of a rows × b columns, a the largest divisor of L ≤ √L):
+        ``[B, nWh, nWw, L, D]``."""
+        B, h, w, T, D = tokens.shape
+        S, L = math.isqrt(T), self.latent_tokens
+        a = max(d for d in range(1, math.isqrt(L) + 1) if L % d == 0)
+        x = tokens.reshape(B * h * w, S, S, D).permute(0, 3, 1, 2)   # [B·windows, D, S, S]
+        x = F.adaptive_avg_pool2d(x, (a, L // a))                     # [B·windows, D, a, b]
+        return x.flatten(2).transpose(1, 2).reshape(B, h, w, L, D)
 
     def decode(self, q: torch.Tensor, grid: Grid) -> torch.Tensor:
         B, h, w, L = q.shape[0], grid.windows_h, grid.windows_w, self.latent_tokens
@@ -203,8 +232,11 @@ class MRT(CodecModel):
         lat = self.from_latent(self.quantizer.dequantize(q.float()).reshape(B, h, w, k, -1))
         if k < L:                                         # → [B, nWh, nWw, L, D]
             lat = torch.cat([lat, self.dropped_token.expand(B, h, w, L - k, -1)], dim=3)
+        lat = lat + self.latent_positions
         mask = self.mask_tokens.expand(B, h, w, -1, -1)   # [B, nWh, nWw, S², D]
-        x = self.decoder(torch.cat([mask, lat + self.latent_positions], dim=3))
+        if hasattr(self, "skip"):                         # [B, nWh, nWw, L, D] → [B, nWh, nWw, S², D]
+            mask = mask + self.skip(lat)
+        x = self.decoder(torch.cat([mask, lat], dim=3))
         # the S² patch tokens of every window: [B, nWh, nWw, S², D] → image
         return self.tokenizer.detokenize(self.out_norm(x[:, :, :, :-L]), grid)
 

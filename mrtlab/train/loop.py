@@ -40,7 +40,7 @@ def train(model, model_cfg: dict, cfg: TrainConfig) -> Path:
     acc = accelerator(model, cfg)
     set_seed(cfg.seed)
     fresh = start_stage(model, cfg)
-    step_mod = CodecStep(model, cfg.stage, cfg.rate_weight > 0)
+    step_mod = CodecStep(model, cfg.stage, cfg.rate_weight > 0, cfg.token_decorrelation > 0)
     if cfg.channels_last:
         step_mod.to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW([p for p in step_mod.parameters() if p.requires_grad], lr=cfg.lr,
@@ -180,7 +180,7 @@ def micro_step(acc, step_mod, distortion, teacher, disc, x, cfg: TrainConfig, st
     decoder sees it after ``adv_start`` steps.
     """
     with acc.autocast():
-        res = step_mod(x)
+        res = step_mod(x, keep_all=step <= cfg.nested_dropout_start)
         x_hat = res["x_hat"]
         pixels = x.shape[0] * x.shape[2] * x.shape[3]
         loss, terms = distortion(x_hat, x)
@@ -191,6 +191,9 @@ def micro_step(acc, step_mod, distortion, teacher, disc, x, cfg: TrainConfig, st
             terms["bpp"] = res["coded_bits"].float().sum() / pixels
         if "bits" in res:
             loss = loss + rate_weight(step, cfg) * res["bits"].float().sum() / pixels
+        if "similarity" in res:
+            terms["similarity"] = res["similarity"]
+            loss = loss + cfg.token_decorrelation * terms["similarity"]
         if teacher is not None:
             terms["align"] = teacher.loss(res["q"], x, res["tokens"])
             loss = loss + cfg.align * terms["align"]

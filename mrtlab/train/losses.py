@@ -18,6 +18,48 @@ def ms_ssim_loss(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return 1 - fn(x_hat.float(), x.float(), data_range=1.0)
 
 
+def token_redundancy(y: torch.Tensor, tokens: int) -> torch.Tensor:
+    """How much the latent tokens of a window repeat each other, from the windows of a
+    batch: ``[tokens, tokens]``, entry i, j = the share of token j's variance that a linear
+    function of token i explains (R²). 1 when token j is a linear map of token i (a copy,
+    even through different projections), 0 when they are uncorrelated; the diagonal is 1.
+
+    Args:
+        y: ``[B, windows·tokens, C]``, window-major (a window's tokens one after another).
+        tokens: latent tokens per window.
+    """
+    with torch.autocast(y.device.type, enabled=False):
+        C = y.shape[-1]
+        z = y.float().reshape(-1, tokens, C)                           # [windows, tokens, C]
+        n = z.shape[0]
+        z = (z - z.mean(0)).permute(1, 2, 0)                           # [tokens, C, windows]
+        cov = z @ z.transpose(1, 2) / n                                # [tokens, C, C]
+        eps = 1e-4 * cov.diagonal(dim1=1, dim2=2).mean() + 1e-8        # constant channels
+        chol = torch.linalg.cholesky(cov + eps * torch.eye(C, device=y.device))
+        white = torch.linalg.solve_triangular(chol, z, upper=False)    # identity covariance
+        explained = torch.einsum("icn,jdn->ijcd", white, z).pow(2).sum((2, 3)) / n ** 2
+        return explained / (z.pow(2).sum((1, 2)) / n + 1e-12)
+
+
+def token_similarity(y: torch.Tensor, tokens: int) -> torch.Tensor:
+    """The RV coefficient of every two latent tokens of a window, from the windows of a
+    batch: ``[tokens, tokens]``, ‖Cov(i, j)‖²_F / (‖Cov(i, i)‖_F ‖Cov(j, j)‖_F), a squared
+    correlation of vectors (1 for copies up to a rotation and a scale, 0 for uncorrelated
+    tokens). Unlike :func:`token_redundancy` it inverts no covariance, so its gradient stays
+    tame: the training loss (``train.token_decorrelation``) uses it."""
+    with torch.autocast(y.device.type, enabled=False):
+        z = y.float().reshape(-1, tokens, y.shape[-1])
+        z = (z - z.mean(0)).permute(1, 2, 0)                           # [tokens, C, windows]
+        cross = torch.einsum("icn,jdn->ijcd", z, z).pow(2).sum((2, 3))  # ‖Cov(i, j)‖²_F · n²
+        own = cross.diagonal().sqrt()
+        return cross / (own[:, None] * own[None, :] + 1e-12)
+
+
+def pairs(matrix: torch.Tensor) -> torch.Tensor:
+    """The off-diagonal entries of a square matrix (every ordered pair i ≠ j)."""
+    return matrix[~torch.eye(len(matrix), dtype=torch.bool, device=matrix.device)]
+
+
 class Distortion(nn.Module):
     """``Σ weight·term`` over MSE, 1−MS-SSIM, LPIPS and DISTS; zero weights cost nothing
     (their networks are not even built, so their weights are only needed when used)."""

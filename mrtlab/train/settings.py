@@ -38,6 +38,8 @@ class TrainConfig:
     init_partial: bool = False  # stage 1: load only the tensors of ``init`` that fit (warm start)
     rate_weight: float = 0.0
     rate_warmup: int = 0  # steps over which the rate weight grows linearly from 0
+    nested_dropout_start: int = 0  # steps during which a variable-rate model keeps all L tokens
+    token_decorrelation: float = 0.0  # weight of the latent tokens' likeness (losses.token_similarity)
     mse: float = 1.0
     msssim: float = 0.0
     lpips: float = 0.0

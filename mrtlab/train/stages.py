@@ -16,6 +16,7 @@ from torch import nn
 from ..errors import MrtlabError
 from ..models.sides import coder_side
 from ..models.zoo import load_weights
+from .losses import pairs, token_similarity
 
 
 class CodecStep(nn.Module):
@@ -26,18 +27,22 @@ class CodecStep(nn.Module):
     rate is weighted) and on detached symbols (``em_bits``: the entropy model learns the
     distribution of the symbols the encoder makes). Stage 2: a frozen coder side (no
     gradient, evaluation mode) and the bits of the fixed symbols for the log
-    (``coded_bits``). A variable-rate model keeps a random number of tokens.
+    (``coded_bits``). A variable-rate model keeps a random number of tokens. With
+    ``decorrelate``, stage 1 also measures how alike a window's latent tokens are
+    (``similarity``, on all L tokens before quantization), for the loss to push down.
     """
 
-    def __init__(self, codec: nn.Module, stage: int, rate_weighted: bool):
+    def __init__(self, codec: nn.Module, stage: int, rate_weighted: bool, decorrelate: bool = False):
         super().__init__()
         if stage not in (1, 2):
             raise MrtlabError(f"train.stage must be 1 or 2, got {stage}")
         self.codec, self.stage, self.rate_weighted = codec, stage, rate_weighted
+        self.decorrelate = decorrelate and stage == 1 and codec.latent_tokens > 1
         self.frozen = frozen_modules(codec) if stage == 2 else []
 
-    def forward(self, x: torch.Tensor) -> dict:
-        codec, k = self.codec, self.codec.training_tokens()
+    def forward(self, x: torch.Tensor, keep_all: bool = False) -> dict:
+        codec = self.codec
+        k = codec.latent_tokens if keep_all else codec.training_tokens()
         for m in self.frozen:  # every call: a ``train()`` anywhere (validation, export) resets them
             m.eval()
         with torch.set_grad_enabled(self.stage == 1 and torch.is_grad_enabled()):
@@ -49,6 +54,8 @@ class CodecStep(nn.Module):
             with torch.no_grad():
                 out["coded_bits"] = codec.entropy_model(q, layout)
             return out
+        if self.decorrelate:
+            out["similarity"] = pairs(token_similarity(y, codec.latent_tokens)).mean()
         out["em_bits"] = codec.entropy_model(q.detach(), layout)
         if self.rate_weighted:
             out["bits"] = codec.entropy_model(q, layout)

@@ -7,6 +7,7 @@ import numpy as np
 import torch
 
 from ..codec.container import Header, pack
+from .losses import pairs, token_redundancy
 
 
 @torch.no_grad()
@@ -43,14 +44,11 @@ def validate(model, images: list[tuple[str, np.ndarray]]) -> dict:
 
 
 def token_stats(slot_bits: torch.Tensor, symbols: torch.Tensor) -> dict:
-    """Bits per window of each latent token and the largest correlation between two tokens
-    of a window (per channel across windows, then the mean over channels): tokens that copy
-    each other (correlation near 1, bits near 0 after the first) are the collapse that a rate
-    term can drive a model into."""
-    x = symbols.float().permute(2, 1, 0)                                     # [C, L, windows]
-    x = x - x.mean(-1, keepdim=True)
-    x = x / x.norm(dim=-1, keepdim=True).clamp_min(1e-9)
-    corr = (x @ x.transpose(1, 2)).mean(0)                                   # [L, L]
-    off = corr[~torch.eye(len(corr), dtype=torch.bool)]
+    """Bits per window of each latent token and how much the tokens of a window repeat
+    each other (the largest ``losses.token_redundancy`` of two tokens, on the symbols
+    ``[windows, L, C]``): tokens
+    that copy each other, even through different projections (redundancy near 1), are the
+    collapse that training can drive a model into (docs/results.md, "Token collapse")."""
+    L = symbols.shape[1]
     return {**{f"val_bits_token{i + 1}": float(b) for i, b in enumerate(slot_bits)},
-            "val_token_corr_max": float(off.abs().max())}
+            "val_token_redundancy": float(pairs(token_redundancy(symbols.reshape(1, -1, symbols.shape[-1]), L)).max())}
