@@ -109,7 +109,7 @@ class MRT(CodecModel):
           │                                             entropy/base.py's constriction coder)
           │                                 codec/codec.py + codec/container.py: the .mrt file
           ▼ from_latent; dropped tokens k+1…L get dropped_token; + latent_positions
-        S² mask_tokens + L latent tokens per window
+        S² mask_tokens (+ skip: a linear map of the L latent tokens) + L latent tokens per window
           │ decoder: MixerStack            the same mixers, its own weights
           │ out_norm, tokenizer.detokenize tokenizers/patch_window.py (+ refine convolutions)
           │                                or conv_window.py's synthesis
@@ -188,9 +188,9 @@ class MRT(CodecModel):
         self.from_latent = TokenwiseLinear(L, C, dim) if per_token_heads else nn.Linear(C, dim)
         self.latent_positions = nn.Parameter(torch.randn(L, dim) * latent_init)
         self.mask_tokens = nn.Parameter(torch.randn(S2, dim) * 0.02)
-        if latent_skip:
-            self.skip = nn.Sequential(nn.Linear(dim, latent_skip), nn.Flatten(-2),
-                                      nn.Linear(L * latent_skip, S2 * dim), nn.Unflatten(-1, (S2, dim)))
+        self.skip = nn.Sequential(
+            nn.Linear(dim, latent_skip), nn.Flatten(-2),
+            nn.Linear(L * latent_skip, S2 * dim), nn.Unflatten(-1, (S2, dim))) if latent_skip else None
         self.decoder = MixerStack(decoder_layers, dim, local_mixer, global_mixer, L, shift_windows)
         self.out_norm = nn.LayerNorm(dim)
         self.variable_rate = nested_dropout
@@ -234,7 +234,7 @@ class MRT(CodecModel):
             lat = torch.cat([lat, self.dropped_token.expand(B, h, w, L - k, -1)], dim=3)
         lat = lat + self.latent_positions
         mask = self.mask_tokens.expand(B, h, w, -1, -1)   # [B, nWh, nWw, S², D]
-        if hasattr(self, "skip"):                         # [B, nWh, nWw, L, D] → [B, nWh, nWw, S², D]
+        if self.skip is not None:                         # [B, nWh, nWw, L, D] → [B, nWh, nWw, S², D]
             mask = mask + self.skip(lat)
         x = self.decoder(torch.cat([mask, lat], dim=3))
         # the S² patch tokens of every window: [B, nWh, nWw, S², D] → image
