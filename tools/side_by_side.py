@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import math
 import sys
 from pathlib import Path
 
@@ -25,15 +24,11 @@ from mrtlab.errors import MrtlabError
 LABEL_PX = 16
 
 
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b) ** 2)
-    return 10 * math.log10(255 ** 2 / max(mse, 1e-10))
-
-
 def tiles(rgb: np.ndarray, models: list[str], baselines: list[str]) -> list[tuple[str, np.ndarray]]:
     """(label, reconstruction) for the original, each model and each baseline."""
     from mrtlab.codec import decode, encode
     from mrtlab.eval.baselines import at_bpp
+    from mrtlab.eval.metrics import psnr
     from mrtlab.models import load_model
 
     pixels = rgb.shape[0] * rgb.shape[1]
