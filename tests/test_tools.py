@@ -1,5 +1,5 @@
-"""The scripts in tools/ that the docs' figures come from: token statistics, checkpoint
-export and side-by-side crops."""
+"""The scripts in tools/ that the docs' figures come from: token statistics and side-by-side
+crops."""
 import json
 import runpy
 from pathlib import Path
@@ -7,13 +7,11 @@ from pathlib import Path
 import pytest
 import torch
 from PIL import Image
-from safetensors.torch import load_file
 
 from mrtlab.config import build_model
-from mrtlab.models import identify, load_model, save_model
-from mrtlab.train import train
+from mrtlab.models import identify, save_model
 
-from .helpers import TINY, image_folder, tiny_train
+from .helpers import TINY, image_folder
 
 TOOLS = Path(__file__).resolve().parents[1] / "tools"
 VARIABLE = dict(TINY, nested_dropout=True, latent_tokens=3,
@@ -43,22 +41,6 @@ def test_token_stats_give_bits_redundancy_and_every_rate(images, variable_model,
     assert stats["k1_bpp"] < stats["k3_bpp"]
     assert tool("token_stats")["main"](["--model", "nonexistent", "--data", str(images)]) == 1
     assert "token_stats: error: model 'nonexistent' not found" in capsys.readouterr().err
-
-
-def test_export_checkpoint_writes_what_the_run_exports(tmp_path, images, capsys):
-    torch.manual_seed(0)
-    run = tmp_path / "run"
-    exported = train(build_model(TINY), TINY, tiny_train(run, images, steps=3, ema=0.9))
-    main = tool("export_checkpoint")["main"]
-    assert main([str(run), str(tmp_path / "snap")]) == 0
-    assert "step 3" in capsys.readouterr().out
-    a, b = load_file(str(exported)), load_file(str(tmp_path / "snap.safetensors"))
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)  # the EMA weights
-    assert load_model(str(tmp_path / "snap")).fingerprint == load_model(str(exported)).fingerprint
-    assert main([str(run), str(tmp_path / "snap")]) == 1
-    assert "exists; pass --force" in capsys.readouterr().err
-    assert main([str(tmp_path), str(tmp_path / "other")]) == 1
-    assert "has no readable checkpoint" in capsys.readouterr().err
 
 
 def test_side_by_side_labels_every_tile(tmp_path, images, variable_model, capsys):

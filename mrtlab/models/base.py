@@ -111,14 +111,15 @@ class CodecModel(nn.Module, ABC):
 
     @torch.no_grad()
     def compress_latent(self, y: torch.Tensor, grid: Grid, tokens: int | None = None) -> dict:
-        """The coding half of :meth:`compress`, from the analysis output (reused across rates)."""
+        """The coding half of :meth:`compress`, from the analysis output (reused across rates);
+        ``bits`` ``[T, C]`` are the entropy model's price of each symbol."""
         k = self.check_tokens(tokens)
         q = self.quantizer(self.keep(y, k))
         symbols = self.quantizer.symbols(q)[0]
         layout = self.layout(grid, k)
-        est = float(self.entropy_model(q, layout).sum())
-        return {"payload": self.entropy_model.compress(symbols, layout), "tokens": k,
-                "symbols": symbols, "grid": grid, "estimated_bits": est}
+        bits = self.entropy_model(q, layout)[0]
+        return {"payload": self.entropy_model.compress(symbols, layout), "tokens": k, "symbols": symbols,
+                "grid": grid, "bits": bits, "estimated_bits": float(bits.sum())}
 
     @torch.no_grad()
     def decompress(self, payload: bytes, height: int, width: int, tokens: int | None = None) -> dict:

@@ -1,12 +1,11 @@
 """Validation on held-out whole images, by real coding: bpp of the file, PSNR of the decode."""
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 
 from ..codec.container import Header, pack
+from ..eval.metrics import psnr as psnr_of
 from .losses import pairs, token_redundancy
 
 
@@ -27,15 +26,14 @@ def validate(model, images: list[tuple[str, np.ndarray]]) -> dict:
         y, grid = model.encode(x)                   # once: for the file and the token statistics
         res = model.compress_latent(y, grid)
         if model.latent_tokens > 1:
-            bits = model.entropy_model(model.quantizer(y), model.layout(grid))  # [1, T, C]
-            slot_bits.append(bits.reshape(-1, model.latent_tokens, bits.shape[-1]).sum(-1).mean(0))
-            symbols.append(res["symbols"].reshape(-1, model.latent_tokens, res["symbols"].shape[-1]))
+            per_token = (-1, model.latent_tokens, res["symbols"].shape[-1])
+            slot_bits.append(res["bits"].reshape(per_token).sum(-1).mean(0))
+            symbols.append(res["symbols"].reshape(per_token))
         h, w = rgb.shape[:2]
         size = len(pack(Header(b"\0" * 4, h, w, res["tokens"]), res["payload"]))
         out = model.reconstruct(res["symbols"].to(device), res["grid"]).permute(1, 2, 0).cpu().numpy()
-        mse = np.mean((out.astype(np.float64) - rgb) ** 2)
         bpp.append(8 * size / (h * w))
-        psnr.append(10 * math.log10(255 ** 2 / max(mse, 1e-10)))
+        psnr.append(psnr_of(out, rgb))
     model.train(was_training)
     out = {"val_bpp": float(np.mean(bpp)), "val_psnr": float(np.mean(psnr))}
     if slot_bits:
