@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from mrtlab.bench import train as bench
+from mrtlab.config import build_model
 from mrtlab.errors import MrtlabError
 from mrtlab.train import precision
 from mrtlab.train.loop import train
@@ -34,7 +35,6 @@ def test_a_set_precision_is_kept(monkeypatch):
 
 
 def test_the_choice_is_noted_and_the_log_has_its_clocks(tmp_path, capsys):
-    from mrtlab.config import build_model
     folder = image_folder(tmp_path / "data")
     torch.manual_seed(0)
     train(build_model(TINY), TINY, tiny_train(tmp_path / "run", folder, steps=3))
@@ -46,7 +46,6 @@ def test_the_choice_is_noted_and_the_log_has_its_clocks(tmp_path, capsys):
 
 
 def test_a_bad_precision_is_one_line(tmp_path):
-    from mrtlab.config import build_model
     with pytest.raises(MrtlabError, match="mixed_precision must be auto, no, bf16 or fp16"):
         train(build_model(TINY), TINY, tiny_train(tmp_path / "run", tmp_path, mixed_precision="fast"))
 
@@ -65,6 +64,22 @@ def test_variants_parse_or_fail_in_one_line():
         bench.BASELINE: [], "fp32": ["--train.mixed_precision=no", "--train.workers=1"]}
     with pytest.raises(MrtlabError, match="expected NAME="):
         bench.parse_variants(["fp32"])
+
+
+def test_bench_train_times_a_stage_2_recipe_from_its_init(tmp_path):
+    """Stage 1 is timed from scratch; stage 2 needs the model it starts from, so the bench
+    keeps the recipe's ``init``."""
+    import yaml
+
+    from mrtlab.models import identify, save_model
+
+    data = image_folder(tmp_path / "images", size=48, n=2)
+    init = save_model(identify(build_model(TINY), TINY, "tiny"), TINY, tmp_path / "stage1")
+    recipe = tmp_path / "stage2.yaml"
+    recipe.write_text(yaml.safe_dump({"model": TINY, "train": {
+        "data": str(data), "crop": 32, "batch_size": 2, "stage": 2, "init": str(init), "warmup": 1}}))
+    assert bench.stage(str(recipe)) == 2
+    assert bench.run_once(str(recipe), [], steps=3, warmup=1)["crops_per_s"] > 0
 
 
 def test_token_stats_see_copied_tokens():
@@ -99,7 +114,6 @@ def test_rate_weight_warms_up_linearly():
 
 
 def test_a_cpu_budget_ends_the_run_and_drives_the_schedule(tmp_path):
-    from mrtlab.config import build_model
     from mrtlab.train.settings import TrainConfig, lr_factor
     cfg = TrainConfig(steps=1000, warmup=10, cpu_budget=100.0)
     assert lr_factor(500, cfg, cpu_s=0.0) == pytest.approx(1.0)

@@ -47,10 +47,11 @@ def steady(rows: list[dict], warmup: int) -> dict:
 
 def run_once(config: str, overrides: list[str], steps: int, warmup: int) -> dict:
     with tempfile.TemporaryDirectory(prefix="mrtlab-bench-train-") as tmp:
-        cmd = [sys.executable, "-m", "mrtlab.cli", "train", "--config", config, *overrides,
+        # stage 1 times from scratch (a warm start costs the same per step); stage 2 needs its init
+        scratch = ["--train.init=", "--train.init_partial=false"] if stage(config) == 1 else []
+        cmd = [sys.executable, "-m", "mrtlab.cli", "train", "--config", config, *scratch, *overrides,
                f"--train.steps={steps}", f"--train.out={tmp}/run", "--train.log_every=1",
-               "--train.val_every=0", f"--train.save_every={steps}", "--train.tensorboard=false",
-               "--train.init=", "--train.init_partial=false"]
+               "--train.val_every=0", f"--train.save_every={steps}", "--train.tensorboard=false"]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode:
             raise MrtlabError(f"training failed ({' '.join(overrides) or BASELINE}): "
@@ -59,6 +60,12 @@ def run_once(config: str, overrides: list[str], steps: int, warmup: int) -> dict
         notes = [ln.removeprefix("mrtlab: note: ") for ln in proc.stderr.splitlines()
                  if ln.startswith("mrtlab: note: mixed precision")]
     return {**steady(rows, warmup), "precision": notes[0] if notes else ""}
+
+
+def stage(config: str) -> int:
+    from ..config import load_recipe
+
+    return int(load_recipe(config).get("train", {}).get("stage", 1))
 
 
 def run(config: str, variants: dict[str, list[str]], steps: int = 12, warmup: int = 4,
