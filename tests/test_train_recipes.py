@@ -60,13 +60,15 @@ def test_stage2_recipes_continue_their_stage1(stage1):
 
 
 def test_default_and_its_2d_partner_differ_only_in_the_latent():
-    """The 1-D vs 2-D comparison: same stem and synthesis, data, λ, schedule, CPU budget,
-    quantizer alphabet and entropy model, and the same raw capacity per 32×32 pixels at
-    every rate point."""
+    """The 1-D vs 2-D comparison: same stem and synthesis, data, λ, learning rate, CPU
+    budget, quantizer alphabet and entropy model, and the same raw capacity per 32×32 pixels
+    at every rate point. Only the start of the schedule is each model's own (MRT needs all
+    tokens kept at first, the 2-D partner collapses at that switch: docs/results.md)."""
     mrt_recipe = load_recipe(RECIPES / "mrt" / "default.yaml")
     cnn_recipe = load_recipe(RECIPES / "baselines" / "cnn2d-variable.yaml")
-    assert {k: v for k, v in mrt_recipe["train"].items() if k != "out"} == \
-        {k: v for k, v in cnn_recipe["train"].items() if k != "out"}
+    own = ("out", "nested_dropout_start", "rate_warmup")
+    assert {k: v for k, v in mrt_recipe["train"].items() if k not in own} == \
+        {k: v for k, v in cnn_recipe["train"].items() if k not in own}
     assert mrt_recipe["train"]["cpu_budget"] >= 8 * 3600
     for key in ("tokenizer", "entropy_model"):
         assert mrt_recipe["model"][key] == cnn_recipe["model"][key]
