@@ -49,7 +49,7 @@ def test_class_path_override_and_bad_names():
         parse(["--config", demo, "--model.class_path=baseline2d"])
 
 
-@pytest.mark.parametrize("stage1", ["mrt/cpu", "mrt/paper", "baselines/cnn2d"])
+@pytest.mark.parametrize("stage1", ["mrt/cpu", "mrt/paper", "mrt/default", "baselines/cnn2d"])
 def test_stage2_recipes_continue_their_stage1(stage1):
     one = load_recipe(RECIPES / f"{stage1}.yaml")
     two = load_recipe(RECIPES / f"{stage1}-stage2.yaml")
