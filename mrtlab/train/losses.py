@@ -18,6 +18,13 @@ def ms_ssim_loss(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return 1 - fn(x_hat.float(), x.float(), data_range=1.0)
 
 
+def centred_tokens(y: torch.Tensor, tokens: int) -> torch.Tensor:
+    """``[B, windows·tokens, C]`` (window-major) → each token's channels over the windows of
+    the batch, minus their mean: ``[tokens, C, windows]`` in float32."""
+    z = y.float().reshape(-1, tokens, y.shape[-1])                     # [windows, tokens, C]
+    return (z - z.mean(0)).permute(1, 2, 0)
+
+
 def token_redundancy(y: torch.Tensor, tokens: int) -> torch.Tensor:
     """How much the latent tokens of a window repeat each other, from the windows of a
     batch: ``[tokens, tokens]``, entry i, j = the share of token j's variance that a linear
@@ -29,10 +36,8 @@ def token_redundancy(y: torch.Tensor, tokens: int) -> torch.Tensor:
         tokens: latent tokens per window.
     """
     with torch.autocast(y.device.type, enabled=False):
-        C = y.shape[-1]
-        z = y.float().reshape(-1, tokens, C)                           # [windows, tokens, C]
-        n = z.shape[0]
-        z = (z - z.mean(0)).permute(1, 2, 0)                           # [tokens, C, windows]
+        z = centred_tokens(y, tokens)                                  # [tokens, C, windows]
+        C, n = z.shape[1:]
         cov = z @ z.transpose(1, 2) / n                                # [tokens, C, C]
         eps = 1e-4 * cov.diagonal(dim1=1, dim2=2).mean() + 1e-8        # constant channels
         chol = torch.linalg.cholesky(cov + eps * torch.eye(C, device=y.device))
@@ -48,8 +53,7 @@ def token_similarity(y: torch.Tensor, tokens: int) -> torch.Tensor:
     tokens). Unlike :func:`token_redundancy` it inverts no covariance, so its gradient stays
     tame: the training loss (``train.token_decorrelation``) uses it."""
     with torch.autocast(y.device.type, enabled=False):
-        z = y.float().reshape(-1, tokens, y.shape[-1])
-        z = (z - z.mean(0)).permute(1, 2, 0)                           # [tokens, C, windows]
+        z = centred_tokens(y, tokens)                                  # [tokens, C, windows]
         cross = torch.einsum("icn,jdn->ijcd", z, z).pow(2).sum((2, 3))  # ‖Cov(i, j)‖²_F · n²
         own = cross.diagonal().sqrt()
         return cross / (own[:, None] * own[None, :] + 1e-12)

@@ -44,9 +44,9 @@ def validate(model, images: list[tuple[str, np.ndarray]]) -> dict:
 def token_stats(slot_bits: torch.Tensor, symbols: torch.Tensor) -> dict:
     """Bits per window of each latent token and how much the tokens of a window repeat
     each other (the largest ``losses.token_redundancy`` of two tokens, on the symbols
-    ``[windows, L, C]``): tokens
-    that copy each other, even through different projections (redundancy near 1), are the
-    collapse that training can drive a model into (docs/results.md, "Token collapse")."""
+    ``[windows, L, C]``): tokens that copy each other, even through different projections
+    (redundancy near 1), are the collapse that training can drive a model into
+    (docs/results.md, "Token collapse")."""
     L = symbols.shape[1]
     return {**{f"val_bits_token{i + 1}": float(b) for i, b in enumerate(slot_bits)},
             "val_token_redundancy": float(pairs(token_redundancy(symbols.reshape(1, -1, symbols.shape[-1]), L)).max())}
