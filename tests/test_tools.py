@@ -4,6 +4,7 @@ import json
 import runpy
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -58,3 +59,25 @@ def test_side_by_side_labels_every_tile(tmp_path, images, variable_model, capsys
     assert "is not inside the 48×48 image" in capsys.readouterr().err
     assert main([str(image), str(tmp_path / "x.png"), "--model", "tiny"]) == 1
     assert "expected LABEL=MODEL:K" in capsys.readouterr().err
+
+
+def test_decoder_spectrum_tells_a_window_pattern_from_a_hatch_and_from_detail():
+    shares = tool("decoder_spectrum")["spectrum_shares"]
+    y, x = np.indices((256, 384))
+    periods = {"window": 32, "patch": 8}
+    s = shares(np.cos(2 * np.pi * y / 32) + np.cos(2 * np.pi * x / 16), periods)   # repeats per window
+    assert s["grid_share"] > 0.99 and s["grid_bins"] < 0.01
+    s = shares((x + y) % 2 * 1.0 + (x % 4 == 0), periods)                          # periods 2 and 4
+    assert s["phase_share"] > 0.99 and s["phase_bins"] < 0.02 and s["phase_peaks"][0] == (-0.5, -0.5)
+    s = shares(np.random.default_rng(0).normal(size=(256, 384)), periods)            # spread evenly
+    for name in ("grid", "phase", "fine"):
+        assert abs(s[f"{name}_share"] - s[f"{name}_bins"]) < 0.02
+
+
+def test_decoder_spectrum_compares_decoders_of_one_coder(images, variable_model, capsys):
+    main = tool("decoder_spectrum")["main"]
+    assert main(["--base", str(variable_model), "--tuned", str(variable_model), "--data", str(images)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert len(out["images"]) == 2 and out["mean"]["fine_share"] == 0  # the same decoder: no difference
+    assert main(["--base", str(variable_model), "--tuned", "nonexistent", "--data", str(images)]) == 1
+    assert "decoder_spectrum: error: model 'nonexistent' not found" in capsys.readouterr().err
