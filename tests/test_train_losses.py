@@ -101,3 +101,21 @@ def test_ema_averages_trained_weights_and_copies_frozen_ones():
     ema.update(model)  # first update: decay ramps from (1+0)/(10+0) = 0.1
     assert torch.equal(ema.model[0].weight, model[0].weight)
     assert torch.allclose(ema.model[1].weight, model[1].weight - 0.1)
+
+
+def test_window_pattern_sees_only_the_error_repeated_in_every_window():
+    from mrtlab.train.losses import window_pattern
+
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 64, 96)
+    tile = 0.1 * torch.randn(1, 3, 32, 32)
+    repeated = x + tile.repeat(1, 1, 2, 3)                       # the same error in all 6 windows
+    assert torch.allclose(window_pattern(repeated, x, 32), tile.square().mean())
+    signs = torch.tensor([1.0, -1.0]).repeat_interleave(32).view(1, 1, 64, 1)
+    cancelling = x + tile.repeat(1, 1, 2, 3) * signs            # opposite in alternate rows of windows
+    assert window_pattern(cancelling, x, 32) < 1e-12 and torch.nn.functional.mse_loss(cancelling, x) > 1e-3
+    d = Distortion(TrainConfig(mse=1.0, window_pattern=10.0), period=32)
+    total, terms = d(repeated, x)
+    assert torch.allclose(total, terms["mse"] + 10 * terms["window_pattern"])
+    with pytest.raises(MrtlabError, match="train.window_pattern needs a model with a grid"):
+        Distortion(TrainConfig(window_pattern=1.0))

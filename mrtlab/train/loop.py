@@ -56,7 +56,7 @@ def train(model, model_cfg: dict, cfg: TrainConfig) -> Path:
     ema = EMA(raw, cfg.ema).to(acc.device) if cfg.ema else None
     if ema is not None:
         acc.register_for_checkpointing(ema)
-    distortion = Distortion(cfg).to(acc.device)
+    distortion = Distortion(cfg, max(raw.periods().values(), default=0)).to(acc.device)
     teacher = Teacher(cfg.teacher, raw, cfg.crop, acc.device) if cfg.align else None
 
     recipe = json.loads(json.dumps({"train": vars(cfg), "model": model_cfg}, default=str))

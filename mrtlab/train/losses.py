@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import need
+from ..errors import MrtlabError, need
 from ..eval.metrics import MS_SSIM_MIN_SIDE
 from .settings import TrainConfig
 
@@ -64,15 +64,31 @@ def pairs(matrix: torch.Tensor) -> torch.Tensor:
     return matrix[~torch.eye(len(matrix), dtype=torch.bool, device=matrix.device)]
 
 
-class Distortion(nn.Module):
-    """``Σ weight·term`` over MSE, 1−MS-SSIM, LPIPS and DISTS; zero weights cost nothing
-    (their networks are not even built, so their weights are only needed when used)."""
+def window_pattern(x_hat: torch.Tensor, x: torch.Tensor, period: int) -> torch.Tensor:
+    """The mean square of the error's average over all ``period``-px windows: the part of
+    the error that repeats in every window (each window's edges or texture drawn alike).
+    MSE holds it once, unweighted; the eye sees a repeated pattern far sooner than noise."""
+    B, C, H, W = x.shape
+    h, w = H // period, W // period
+    r = (x_hat - x)[..., :h * period, :w * period].reshape(B, C, h, period, w, period)
+    return r.mean(dim=(2, 4)).square().mean()
 
-    def __init__(self, cfg: TrainConfig):
+
+class Distortion(nn.Module):
+    """``Σ weight·term`` over MSE, 1−MS-SSIM, LPIPS, DISTS and the window pattern; zero
+    weights cost nothing (their networks are not even built, so their weights are only
+    needed when used). ``period``: the model's largest grid in pixels (MRT: its window; a
+    2-D latent: its cell), for ``window_pattern``."""
+
+    def __init__(self, cfg: TrainConfig, period: int = 0):
         super().__init__()
         from .perceptual import PerceptualLoss
 
-        self.weights = {k: w for k in ("mse", "msssim", "lpips", "dists") if (w := getattr(cfg, k))}
+        names = ("mse", "msssim", "lpips", "dists", "window_pattern")
+        self.weights = {k: w for k in names if (w := getattr(cfg, k))}
+        if cfg.window_pattern and period < 2:
+            raise MrtlabError("train.window_pattern needs a model with a grid of windows or cells")
+        self.period = period
         if cfg.msssim:
             need("pytorch_msssim")  # a missing package stops the run before the first step
         folder = cfg.perceptual_weights or None
@@ -88,5 +104,7 @@ class Distortion(nn.Module):
             terms["lpips"] = self.lpips(x_hat, x)
         if self.dists is not None:
             terms["dists"] = self.dists(x_hat, x)
+        if "window_pattern" in self.weights:
+            terms["window_pattern"] = window_pattern(x_hat, x, self.period)
         total = sum(w * terms[k] for k, w in self.weights.items())
         return torch.as_tensor(total, device=x.device), terms

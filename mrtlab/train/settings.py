@@ -44,6 +44,7 @@ class TrainConfig:
     msssim: float = 0.0
     lpips: float = 0.0
     dists: float = 0.0
+    window_pattern: float = 0.0  # weight of the error repeated in every window (losses.window_pattern)
     perceptual_weights: str = ""
     adv: float = 0.0
     adv_start: int = 0
