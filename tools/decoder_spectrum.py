@@ -69,7 +69,7 @@ def main(argv=None) -> int:
         if base.fingerprint != tuned.fingerprint:
             raise MrtlabError(f"{args.tuned} does not read the files of {args.base} (another coder)")
         periods = base.periods() or {"pixel": 1}
-        unit = int(np.lcm.reduce(list(periods.values()) or [1]))
+        unit = int(np.lcm.reduce(list(periods.values())))
         rows = []
         for name, rgb in validation_images(args.data, args.images):
             data = encode(base, rgb, base.check_tokens(args.tokens)).data
