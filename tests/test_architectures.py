@@ -1,18 +1,23 @@
 """Named architectures (create_model / list_models) and the registries of parts."""
+from pathlib import Path
+
 import pytest
 import torch
 import yaml
 
 import mrtlab
-from mrtlab.config import build_model, expand_model_section
+from mrtlab.config import build_model, expand_model_section, full_model_section, load_recipe
 from mrtlab.models import MRT, CodecModel
 from mrtlab.models.zoo import BUNDLED_DIR
 from mrtlab.registry import REGISTRIES, register
 
+RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+
 
 def test_every_architecture_builds_and_codes_an_image():
     names = mrtlab.list_models()
-    assert {"mrt_tiny", "mrt_small", "mrt_default", "mrt_paper", "cnn2d", "cnn2d_paper"} <= set(names)
+    assert {"mrt_tiny", "mrt_small", "mrt_patchwise", "mrt_default", "mrt_paper", "cnn2d",
+            "cnn2d_paper"} <= set(names)
     for name in ("mrt_tiny", "mrt_small", "mrt_default", "cnn2d"):
         model = mrtlab.create_model(name).eval()
         assert isinstance(model, CodecModel) and names[name]
@@ -41,11 +46,21 @@ def test_bundled_models_are_their_named_architectures(bundled, architecture):
     assert listify(build_model(expand_model_section(stored)).config) == listify(created)
 
 
-def test_mrt_without_arguments_is_the_bundled_default():
+@pytest.mark.parametrize("recipe,architecture", [("mrt/default.yaml", "mrt_default"),
+                                                   ("baselines/cnn2d-variable.yaml", "cnn2d")])
+def test_the_bundled_models_recipes_build_their_named_architectures(recipe, architecture):
+    """The recipes that train the bundled models and the architectures users create by
+    name stay the same model."""
+    section = load_recipe(RECIPES / recipe)["model"]
+    bare = {"architecture": architecture}
+    assert listify(full_model_section(section)) == listify(full_model_section(bare))
+
+
+def test_mrt_without_arguments_is_mrt_patchwise():
     torch.manual_seed(0)
     a = MRT()
     torch.manual_seed(0)
-    b = mrtlab.create_model("mrt_default")
+    b = mrtlab.create_model("mrt_patchwise")
     assert a.state_dict().keys() == b.state_dict().keys()
     assert all(torch.equal(a.state_dict()[k], v) for k, v in b.state_dict().items())
     assert a.variable_rate and type(a.entropy_model).__name__ == "RCM"

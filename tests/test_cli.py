@@ -102,8 +102,9 @@ def test_bad_images(tmp_path, small_png, capsys, kind, expect):
 
 
 def flip_bit(data, i):
+    """Flip bit ``i`` of the file (byte i // 8)."""
     b = bytearray(data)
-    b[i % len(b)] ^= 1 << (i % 8)
+    b[i // 8 % len(b)] ^= 1 << (i % 8)
     return bytes(b)
 
 

@@ -61,14 +61,14 @@ def test_results_carry_compressais_keys_and_mrtlab_reads_them(jpeg_results):
 def test_old_and_new_keys_give_the_same_bdrate_and_plot(capsys, tmp_path):
     """The results shipped in docs/results/ say "psnr"/"ms-ssim": they read as before, and the
     same numbers under CompressAI's keys give the same BD-rate."""
-    old = DOCS_RESULTS / "kodak_default.json"
+    old = DOCS_RESULTS / "patchwise" / "kodak_default.json"
     data = json.loads(old.read_text())
     assert "psnr" in data["results"] and "psnr-rgb" not in data["results"]
     data["results"] = {{"psnr": "psnr-rgb", "ms-ssim": "ms-ssim-rgb"}.get(k, k): v
                        for k, v in data["results"].items()}
     new = tmp_path / "kodak_default_new.json"
     new.write_text(json.dumps(data))
-    anchor = DOCS_RESULTS / "kodak_cnn2d-variable_pareto.json"  # as in docs/results.md
+    anchor = DOCS_RESULTS / "patchwise" / "kodak_cnn2d-variable_pareto.json"
     for metric in ("psnr", "ms-ssim"):
         outputs = []
         for test in (old, new):

@@ -127,10 +127,13 @@ class Baseline2D(CodecModel):
 
 # -- named architectures (mrtlab.create_model / list_models) --------------------------
 register_architecture("cnn2d", dict(
-    class_path="baseline2d", channels=64, downsample=16, blocks=1, latent_tokens=4, nested_dropout=True,
+    class_path="baseline2d", channels=128, downsample=16, blocks=1, latent_tokens=4, nested_dropout=True,
+    tokenizer={"class_path": "conv_window",
+               "init_args": {"patch": 8, "window": 4, "widths": [32, 64], "blocks": [0, 1, 2]}},
     quantizer={"class_path": "fsq", "init_args": {"levels": [5, 5]}},
     entropy_model={"class_path": "rcm", "init_args": {"dim": 64, "layers": 2, "heads": 4, "max_slots": 4}}),
-    "the bundled cnn2d: 16×16-pixel cells of 4 tokens (1–4 kept), MRT's rate per pixel")
+    "the bundled cnn2d: 16×16-pixel cells of 4 tokens (1–4 kept), MRT's rate per pixel, "
+    "the stem and synthesis of mrt_default")
 register_architecture("cnn2d_paper", dict(
     class_path="baseline2d", channels=192, downsample=32, blocks=2,
     quantizer={"class_path": "fsq", "init_args": {"levels": [5] * 8}},

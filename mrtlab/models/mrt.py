@@ -117,8 +117,8 @@ class MRT(CodecModel):
         image [B,3,H,W] (not clamped)
 
     Training (``forward``) and coding (``compress``/``decompress``) are in models/base.py.
-    A part left out is the bundled default's (``MRT()`` builds the ``mrt_default``
-    architecture, see ``mrtlab.list_models()``).
+    A part left out is ``mrt_patchwise``'s (``MRT()`` builds that architecture, see
+    ``mrtlab.list_models()``).
 
     Args:
         tokenizer: builds the tokenizer from ``dim``.
@@ -242,8 +242,8 @@ class MRT(CodecModel):
 
 
 def default_part(kind: str) -> Callable:
-    """The bundled default's part of ``kind`` (``mrt_default``), as a builder."""
-    section = ARCHITECTURES["mrt_default"]["section"][kind]
+    """``mrt_patchwise``'s part of ``kind``, as a builder: what ``MRT()`` leaves out."""
+    section = ARCHITECTURES["mrt_patchwise"]["section"][kind]
     return partial(lookup(kind, section["class_path"]), **section.get("init_args", {}))
 
 
@@ -262,9 +262,15 @@ _SMALL = dict(
 )
 register_architecture("mrt_small", _SMALL,
                       "CPU-sized fixed-rate MRT: 32×32-pixel windows of 4 latent tokens, factorized prior")
+_PATCHWISE = dict(_SMALL, nested_dropout=True, entropy_model=_part("rcm", dim=64, layers=2, heads=4, max_slots=4))
+register_architecture("mrt_patchwise", _PATCHWISE,
+                      "mrt_small with nested dropout (1–4 tokens per window) and the RCM; a per-patch "
+                      "linear head draws each window on its own (the bundled default until December 2026)")
 register_architecture("mrt_default", dict(
-    _SMALL, nested_dropout=True, entropy_model=_part("rcm", dim=64, layers=2, heads=4, max_slots=4)),
-    "the bundled default: mrt_small with nested dropout (1–4 tokens per window) and the RCM")
+    _PATCHWISE, tokenizer=_part("conv_window", patch=8, window=4, widths=[32, 64], blocks=[0, 1, 2]),
+    per_token_heads=True, latent_init=1.0, latent_skip=16),
+    "the bundled default: mrt_patchwise with a convolutional stem and synthesis across windows "
+    "and a head per latent token")
 register_architecture("mrt_paper", dict(
     _SMALL, dim=384, encoder_layers=6, decoder_layers=8,
     tokenizer=_part("patch_window", patch=16, window=4, refine_channels=64),
