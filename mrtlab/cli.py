@@ -473,6 +473,17 @@ def main(argv: list[str] | None = None) -> int:
             raise
         fail(f"internal error ({type(e).__name__}: {e}); rerun with MRTLAB_DEBUG=1 for details")
         return 70
+    finally:
+        end_process_group()
+
+
+def end_process_group() -> None:
+    """Under torchrun (train, eval): end the process group before exiting, whatever the
+    command did; a rank that exits with it alive can abort ("terminate called without an
+    active exception"). Looked up in sys.modules, so other commands never import torch here."""
+    dist = sys.modules.get("torch.distributed")
+    if dist is not None and dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":

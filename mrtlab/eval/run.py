@@ -126,7 +126,6 @@ def evaluate(codec, images: list[Path], metrics=METRICS, weights=None, report=No
                 bar.update()
         bar.close()
     rows, feats = gather_object(rows), gather_object(feats)
-    state.destroy_process_group()  # no collective follows; a rank exiting with it alive can abort
     if not state.is_main_process:
         return None
     rows.sort(key=lambda r: (r["point"], r["index"]))
