@@ -394,3 +394,24 @@ def test_token_decorrelation_lowers_the_redundancy_of_the_tokens(tmp_path, folde
                                             token_decorrelation=1.0))
     assert "similarity" in read_log(tmp_path)[0]
     assert redundancy(load_model(str(path))) < 0.5 * before
+
+
+def test_a_lost_run_continues_from_its_export(tmp_path, folder, capsys):
+    """``init_step``/``init_cpu_s``: the step, data order and CPU budget go on from the export;
+    the learning rate warms up again (new optimizer moments)."""
+    from mrtlab.train.settings import TrainConfig, lr_factor
+
+    train(fresh(), TINY, tiny_train(tmp_path / "a", folder, steps=2))
+    kw = dict(steps=6, warmup=2, cpu_budget=1e6, init=str(tmp_path / "a"), init_step=4, init_cpu_s=500.0)
+    train(fresh(), TINY, tiny_train(tmp_path / "b", folder, **kw))
+    assert "continuing from" in capsys.readouterr().err
+    rows = [r for r in read_log(tmp_path / "b") if "loss" in r]
+    assert [r["step"] for r in rows] == [5, 6]
+    assert rows[0]["cpu_s"] > 500.0
+    assert rows[0]["lr"] < rows[1]["lr"]  # warming up again
+    assert json.loads((tmp_path / "b/state/step.json").read_text())["step"] == 6
+    cfg, plain = TrainConfig(steps=100, warmup=10, init_step=50), TrainConfig(steps=100, warmup=10)
+    assert lr_factor(50, cfg) == pytest.approx(0.1 * lr_factor(50, plain))
+    assert lr_factor(70, cfg) == lr_factor(70, plain)
+    with pytest.raises(MrtlabError, match="init_step continues a lost run"):
+        train(fresh(), TINY, tiny_train(tmp_path / "c", folder, init_step=4))

@@ -65,6 +65,11 @@ def train(model, model_cfg: dict, cfg: TrainConfig) -> Path:
         parts = ", ".join(sorted({name.split(".")[0] for name in fresh}))
         print(f"mrtlab: note: warm start from {cfg.init}: {len(fresh)} tensors start fresh ({parts})",
               file=sys.stderr)
+    if start == 0 and cfg.init_step:  # a lost run, continued from its export
+        start, cpu_before = cfg.init_step, cfg.init_cpu_s
+        if acc.is_main_process:
+            print(f"mrtlab: note: continuing from {cfg.init} at step {start} ({cpu_before:.0f} CPU-s); "
+                  f"the optimizer starts afresh, so the learning rate warms up again", file=sys.stderr)
     sampler = ShardSampler(start, cfg.steps, cfg.batch_size, cfg.grad_accum,
                            acc.process_index, acc.num_processes)
     loader = torch.utils.data.DataLoader(RandomCrops(cfg.data, cfg.crop, cfg.seed), sampler=sampler,
@@ -134,6 +139,9 @@ def check_settings(cfg: TrainConfig) -> None:
         raise MrtlabError("train.align needs a teacher model: set train.teacher")
     if cfg.init_partial and (cfg.stage != 1 or not cfg.init):
         raise MrtlabError("train.init_partial is a stage-1 warm start: it needs train.init and stage 1")
+    if (cfg.init_step or cfg.init_cpu_s) and not (cfg.init and cfg.init_step > 0 and cfg.init_cpu_s >= 0):
+        raise MrtlabError("train.init_step continues a lost run from its export: it needs train.init "
+                          "and a step > 0 (train.init_cpu_s: the CPU seconds spent, >= 0)")
     if cfg.mixed_precision not in ("auto", "no", "bf16", "fp16"):
         raise MrtlabError(f"train.mixed_precision must be auto, no, bf16 or fp16, not {cfg.mixed_precision!r}")
     if cfg.mixed_precision == "fp16" and cfg.adv:

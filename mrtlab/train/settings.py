@@ -36,6 +36,8 @@ class TrainConfig:
     stage: int = 1
     init: str = ""
     init_partial: bool = False  # stage 1: load only the tensors of ``init`` that fit (warm start)
+    init_step: int = 0  # a lost run's step at which ``init`` was exported: the schedule goes on from there
+    init_cpu_s: float = 0.0  # and the process CPU seconds it had spent (counts towards ``cpu_budget``)
     rate_weight: float = 0.0
     rate_warmup: int = 0  # steps over which the rate weight grows linearly from 0
     nested_dropout_start: int = 0  # steps during which a variable-rate model keeps all L tokens
@@ -69,8 +71,10 @@ def rate_weight(step: int, cfg: TrainConfig) -> float:
 def lr_factor(step: int, cfg: TrainConfig, cpu_s: float = 0.0) -> float:
     """Linear warmup, then cosine decay to 5% of the peak (``step`` counts from 0). With a
     ``cpu_budget`` the decay follows the CPU seconds spent instead of the steps, so that runs
-    of different cost per step all end their schedule on the same budget."""
+    of different cost per step all end their schedule on the same budget. A run continued
+    from ``init_step`` warms up again over ``warmup`` steps: its optimizer's moments are new."""
     if step < cfg.warmup:
         return (step + 1) / cfg.warmup
     t = cpu_s / cfg.cpu_budget if cfg.cpu_budget else (step - cfg.warmup) / max(cfg.steps - cfg.warmup, 1)
-    return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
+    rewarm = min(1.0, (step - cfg.init_step + 1) / cfg.warmup) if cfg.init_step else 1.0
+    return rewarm * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(t, 1.0))))
