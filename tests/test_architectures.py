@@ -1,17 +1,14 @@
 """Named architectures (create_model / list_models) and the registries of parts."""
-from pathlib import Path
 
 import pytest
 import torch
 import yaml
 
 import mrtlab
-from mrtlab.config import build_model, expand_model_section, full_model_section, load_recipe
+from mrtlab.config import build_model, expand_model_section
 from mrtlab.models import MRT, CodecModel
 from mrtlab.models.zoo import BUNDLED_DIR
 from mrtlab.registry import REGISTRIES, register
-
-RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 
 
 def test_every_architecture_builds_and_codes_an_image():
@@ -44,16 +41,6 @@ def test_bundled_models_are_their_named_architectures(bundled, architecture):
     stored = yaml.safe_load((BUNDLED_DIR / f"{bundled}.yaml").read_text())["model"]
     created = mrtlab.create_model(architecture).config       # every argument, defaults included
     assert listify(build_model(expand_model_section(stored)).config) == listify(created)
-
-
-@pytest.mark.parametrize("recipe,architecture", [("mrt/default.yaml", "mrt_default"),
-                                                   ("baselines/cnn2d-variable.yaml", "cnn2d")])
-def test_the_bundled_models_recipes_build_their_named_architectures(recipe, architecture):
-    """The recipes that train the bundled models and the architectures users create by
-    name stay the same model."""
-    section = load_recipe(RECIPES / recipe)["model"]
-    bare = {"architecture": architecture}
-    assert listify(full_model_section(section)) == listify(full_model_section(bare))
 
 
 def test_mrt_without_arguments_is_mrt_patchwise():
