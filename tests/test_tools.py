@@ -59,6 +59,11 @@ def test_side_by_side_labels_every_tile(tmp_path, images, variable_model, capsys
     assert "is not inside the 48×48 image" in capsys.readouterr().err
     assert main([str(image), str(tmp_path / "x.png"), "--model", "tiny"]) == 1
     assert "expected LABEL=MODEL:K" in capsys.readouterr().err
+    assert main([str(image), str(out), "--model", f"tiny={variable_model}:2:fidelity", "--box", "0,0,32,24",
+                 "--force"]) == 0                                      # a decoder named after K
+    assert capsys.readouterr().out.splitlines()[1] == lines[1]
+    assert main([str(image), str(out), "--model", f"tiny={variable_model}:2:realism", "--force"]) == 1
+    assert "has no decoder 'realism' (it has: fidelity)" in capsys.readouterr().err
 
 
 def test_decoder_spectrum_tells_a_window_pattern_from_a_hatch_and_from_detail():

@@ -35,10 +35,14 @@ def tiles(rgb: np.ndarray, models: list[str], baselines: list[str]) -> list[tupl
     out = [("original", rgb)]
     for spec in models:
         label, _, rest = spec.rpartition("=")
+        decoder = None
+        if not rest.rpartition(":")[2].isdigit():          # LABEL=MODEL:K:DECODER
+            rest, _, decoder = rest.rpartition(":")
         name, _, k = rest.rpartition(":")
         if not (label and name and k.isdigit()):
-            raise MrtlabError(f"--model {spec!r}: expected LABEL=MODEL:K, e.g. MRT=default:2")
-        model = load_model(name)
+            raise MrtlabError(f"--model {spec!r}: expected LABEL=MODEL:K or LABEL=MODEL:K:DECODER, "
+                              "e.g. MRT=default:2 or MRT=default:2:realism")
+        model = load_model(name, decoder)
         enc = encode(model, rgb, int(k))
         rec, _ = decode(model, enc.data)
         out.append((f"{label} k={k} {8 * enc.bytes / pixels:.4f} bpp {psnr(rec, rgb):.2f} dB", rec))
@@ -74,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("image")
     p.add_argument("out", help="the PNG to write (not overwritten without --force)")
-    p.add_argument("--model", action="append", default=[], help="LABEL=MODEL:K (repeatable)")
+    p.add_argument("--model", action="append", default=[], help="LABEL=MODEL:K or LABEL=MODEL:K:DECODER (repeatable)")
     p.add_argument("--baseline", action="append", default=[], help="FORMAT:BPP, FORMAT jpeg or webp")
     p.add_argument("--box", default=None, help="X,Y,W,H of the crop in pixels (default: 224×160, or less, at the centre)")
     p.add_argument("--zoom", type=int, default=2)
