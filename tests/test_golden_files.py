@@ -6,6 +6,11 @@ window; the PNG beside it holds the pixels it decoded to when it was made. Decod
 through ``mrtlab decompress`` without ``--model``, so the bundled model is also found by the
 fingerprint in the file's header.
 
+The symbols are decoded exactly; the pixels agree to one level in a few places at most,
+because the synthesis runs in float and the CPU's kernels (chosen by its instruction set)
+round differently from machine to machine. A wrong symbol or another model's weights change
+far more than that.
+
 When a bundled model is replaced on purpose, or the fingerprint's definition changes,
 remake its golden file (``.mrt`` and ``.png``; ``tools/golden_files.py`` says whether the
 payload and pixels changed) in the same commit: old files then no longer decode with it,
@@ -30,4 +35,5 @@ def test_golden_file_decodes_to_the_same_pixels(model, tmp_path):
     got, want = np.asarray(Image.open(out)), np.asarray(Image.open(golden.with_suffix(".png")))
     differ = np.abs(got.astype(int) - want.astype(int)).max(-1)
     assert got.shape == want.shape == (64, 96, 3)
-    assert not differ.any(), f"{int((differ > 0).sum())} pixels differ, by up to {differ.max()}"
+    assert differ.max() <= 1 and (differ > 0).mean() <= 0.01, \
+        f"{int((differ > 0).sum())} pixels differ, by up to {differ.max()}"
