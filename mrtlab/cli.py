@@ -146,6 +146,7 @@ def cmd_info(args) -> int:
 
 def cmd_models(args) -> int:
     from .models import BUNDLED, list_decoders, load_model
+    from .models.zoo import model_files, trained_of
 
     def decoder(name: str, decoder: str) -> str:
         try:
@@ -162,7 +163,9 @@ def cmd_models(args) -> int:
         decoders = [decoder(name, d) for d in list_decoders(name)]
         L = model.latent_tokens
         rate = f"tokens 1…{L} (--tokens/--bpp)" if model.variable_rate else f"fixed rate ({L} tokens)"
-        print(f"{name}\t{model.fingerprint.hex()}\t{rate}\tdecoders: {', '.join(decoders)}\t{text}")
+        trained = trained_of(model_files(name)[0])
+        trained = f"\ttrained {trained['step']} steps, {trained['cpu_s']} CPU-s" if "step" in trained else ""
+        print(f"{name}\t{model.fingerprint.hex()}\t{rate}\tdecoders: {', '.join(decoders)}{trained}\t{text}")
     return 0
 
 

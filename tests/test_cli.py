@@ -265,14 +265,19 @@ def test_bundle_model_ships_half_weights_and_does_not_overwrite(tmp_path, tiny_m
     monkeypatch.setattr(zoo, "BUNDLED_DIR", tmp_path)
     zoo._load_model.cache_clear()  # "default" now names the bundled copy in tmp_path
     try:
+        tiny = zoo.load_model(str(tiny_model_file))  # the export of a run at step 7
+        source = zoo.save_model(tiny, tiny.config, tmp_path / "run" / "model", trained={"step": 7, "cpu_s": 12})
         tool = runpy.run_path(str(Path(__file__).parents[1] / "tools" / "bundle_model.py"))
-        tool["main"]([str(tiny_model_file), "default"])
+        tool["main"]([str(source), "default"])
         weights = load_file(str(tmp_path / "default.safetensors"))
         assert {v.dtype for v in weights.values() if v.is_floating_point()} == {torch.float16}
         shipped, source = zoo.load_model("default"), zoo.load_model(str(tiny_model_file))
         assert f"fingerprint {shipped.fingerprint.hex()}" in capsys.readouterr().out
         for (name, a), b in zip(shipped.state_dict().items(), source.state_dict().values()):
             assert a.dtype == b.dtype and torch.allclose(a, b, rtol=1e-3, atol=1e-4), name
+        assert zoo.trained_of(tmp_path / "default.safetensors") == {"step": 7, "cpu_s": 12}
+        capsys.readouterr()
+        assert "trained 7 steps, 12 CPU-s" in run(capsys, "models")[1]
         with pytest.raises(SystemExit, match="exists; pass --force"):
             tool["main"]([str(tiny_model_file), "default"])
         with pytest.raises(SystemExit, match="none.safetensors. not found"):

@@ -11,6 +11,7 @@ from mrtlab.codec import encode
 from mrtlab.config import build_model, parse
 from mrtlab.errors import MrtlabError
 from mrtlab.models import load_model, save_model
+from mrtlab.models.zoo import trained_of
 from mrtlab.train import train
 from mrtlab.train import data as train_data
 from mrtlab.entropy import Layout
@@ -259,6 +260,12 @@ def test_export_holds_the_ema_weights(tmp_path, folder):
     assert all(torch.equal(p, raw[n]) for n, p in model.named_parameters())  # the state: raw weights
     moved = [n for n, _ in model.named_parameters() if not torch.equal(exported[n], raw[n])]
     assert moved  # the export is the EMA, not the last raw weights
+
+
+def test_the_export_says_how_far_it_was_trained(tmp_path, folder):
+    train(fresh(), TINY, tiny_train(tmp_path, folder, steps=3))
+    trained = trained_of(tmp_path / "model.safetensors")
+    assert trained["step"] == 3 and trained["cpu_s"] >= 0
 
 
 def test_a_checkpoint_of_another_recipe_is_a_clear_error(tmp_path, folder):

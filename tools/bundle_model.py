@@ -18,7 +18,7 @@ import sys
 
 from mrtlab.errors import MrtlabError
 from mrtlab.models import list_decoders, write_decoder
-from mrtlab.models.zoo import BUNDLED, BUNDLED_DIR, load_model, save_model
+from mrtlab.models.zoo import BUNDLED, BUNDLED_DIR, load_model, save_model, trained_of
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -43,9 +43,10 @@ def bundle_model(args) -> None:
     if stem.with_suffix(".safetensors").exists() and not args.force:
         raise MrtlabError(f"{stem}.safetensors exists; pass --force to replace it")
     model = load_model(args.weights)
-    path = save_model(model, model.config, stem, half=True)
+    path = save_model(model, model.config, stem, half=True, trained=trained_of(args.weights))
     shipped = load_model(args.name)
-    print(f"{path}: {path.stat().st_size / 1e6:.1f} MB, fingerprint {shipped.fingerprint.hex()}")
+    print(f"{path}: {path.stat().st_size / 1e6:.1f} MB, fingerprint {shipped.fingerprint.hex()}, "
+          f"trained {trained_of(path) or 'for an unrecorded time'}")
     for decoder in list_decoders(args.name)[1:]:
         try:
             load_model(args.name, decoder)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 import yaml
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from ..errors import MrtlabError
@@ -51,10 +51,13 @@ def tensor_digest(model, names, saved_names, h) -> bytes:
     return h.digest()[:4]
 
 
-def save_model(model: torch.nn.Module, model_cfg: dict, stem: str | Path, half: bool = False) -> Path:
+def save_model(model: torch.nn.Module, model_cfg: dict, stem: str | Path, half: bool = False,
+               trained: dict | None = None) -> Path:
     """Write ``stem.safetensors`` and ``stem.yaml``; returns the weights path. ``half``
     stores floating-point tensors as float16 (half the size, e.g. for a bundled model);
-    they are loaded back into float32, and the fingerprint is that of the loaded model."""
+    they are loaded back into float32, and the fingerprint is that of the loaded model.
+    ``trained`` (e.g. the step and process CPU seconds of a run's export) goes into the
+    file's metadata, so that the weights say how far they were trained wherever they go."""
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     if half:
@@ -63,9 +66,18 @@ def save_model(model: torch.nn.Module, model_cfg: dict, stem: str | Path, half: 
     if half:
         state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     weights = stem.with_suffix(".safetensors")
-    save_file(state, str(weights))
+    save_file(state, str(weights), metadata={"trained": json.dumps(trained)} if trained else None)
     stem.with_suffix(".yaml").write_text(yaml.safe_dump({"model": model_cfg}, sort_keys=False))
     return weights
+
+
+def trained_of(weights: str | Path) -> dict:
+    """What ``save_model`` recorded of the training (``{}`` for files without it)."""
+    try:
+        with safe_open(str(weights), "pt") as f:
+            return json.loads((f.metadata() or {}).get("trained", "{}"))
+    except (SafetensorError, OSError, ValueError):
+        return {}
 
 
 @torch.no_grad()

@@ -115,7 +115,7 @@ def train(model, model_cfg: dict, cfg: TrainConfig) -> Path:
             if step % cfg.save_every == 0 or last:
                 save_checkpoint(acc, state_dir, step, recipe, cpu_s)
                 if acc.is_main_process:
-                    export(exported, exported_cfg, out / "model")
+                    export(exported, exported_cfg, out / "model", {"step": step, "cpu_s": round(cpu_s)})
             if last:
                 break
     finally:
@@ -306,14 +306,15 @@ def save_checkpoint(acc, state_dir: Path, step: int, recipe: dict, cpu_s: float 
 
 
 @torch.no_grad()
-def export(model, model_cfg: dict, stem: Path) -> Path:
+def export(model, model_cfg: dict, stem: Path, trained: dict | None = None) -> Path:
     """Weights with their coding tables built + the recipe's model section, written
-    beside and then renamed over the previous export (a crash leaves a usable pair)."""
+    beside and then renamed over the previous export (a crash leaves a usable pair);
+    ``trained``: the step and CPU seconds, kept in the file's metadata."""
     was_training = model.training
     model.eval()
     model.update()
     tmp = stem.with_name(stem.name + "-tmp")
-    save_model(model, model_cfg, tmp)
+    save_model(model, model_cfg, tmp, trained=trained)
     model.train(was_training)
     for suffix in (".safetensors", ".yaml"):
         os.replace(tmp.with_suffix(suffix), stem.with_suffix(suffix))
