@@ -37,3 +37,16 @@ def test_golden_file_decodes_to_the_same_pixels(model, tmp_path):
     assert got.shape == want.shape == (64, 96, 3)
     assert differ.max() <= 1 and (differ > 0).mean() <= 0.01, \
         f"{int((differ > 0).sum())} pixels differ, by up to {differ.max()}"
+
+
+@pytest.mark.parametrize("model", ["default", "cnn2d"])
+def test_every_bundled_decoder_reads_the_golden_file(model, tmp_path, capsys):
+    """One file, every decoder the model ships with (the realism decoder of ``default``)."""
+    from mrtlab.models import list_decoders
+
+    golden = DATA / f"astronaut_64x96_{model}_tokens1.mrt"
+    for decoder in list_decoders(model):
+        out = tmp_path / f"{decoder}.png"
+        assert main(["decompress", str(golden), "-o", str(out), "--decoder", decoder]) == 0
+        assert f"decoder {decoder}" in capsys.readouterr().out
+        assert np.asarray(Image.open(out)).shape == (64, 96, 3)

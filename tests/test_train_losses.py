@@ -119,3 +119,25 @@ def test_window_pattern_sees_only_the_error_repeated_in_every_window():
     assert torch.allclose(total, terms["mse"] + 10 * terms["window_pattern"])
     with pytest.raises(MrtlabError, match="train.window_pattern needs a model with a grid"):
         Distortion(TrainConfig(window_pattern=1.0))
+
+
+def test_phase_pattern_sees_a_fine_mesh_that_changes_sign_between_windows():
+    from mrtlab.train.losses import phase_pattern, window_pattern
+
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 64, 96)
+    cell = torch.zeros(4, 4)
+    cell[0], cell[:, 0] = 0.05, 0.05                           # a 4-px mesh of lines
+    signs = torch.tensor([1.0, -1.0]).repeat_interleave(32).view(1, 1, 64, 1)
+    meshed = x + cell.repeat(16, 24) * signs                   # opposite in alternate rows of windows
+    want = (cell - cell.mean()).square().mean()
+    assert window_pattern(meshed, x, 32) < 1e-12               # the window average cancels it
+    assert torch.allclose(phase_pattern(meshed, x, 4, 32), want)
+    assert phase_pattern(x + 0.1, x, 4, 32) < 1e-12            # a shift of a window's colour is no mesh
+    smooth = x + torch.linspace(0, 0.2, 96).view(1, 1, 1, 96)  # nor is a gentle ramp across the image
+    assert phase_pattern(smooth, x, 4, 32) < 0.02 * want
+    d = Distortion(TrainConfig(mse=1.0, phase_pattern=100.0), period=32)
+    total, terms = d(meshed, x)
+    assert torch.allclose(total, terms["mse"] + 100 * terms["phase_pattern"])
+    with pytest.raises(MrtlabError, match="train.phase_period must divide the model's window of 32 px"):
+        Distortion(TrainConfig(phase_pattern=1.0, phase_period=5), period=32)

@@ -94,3 +94,14 @@ def test_paper_teacher_fits_the_paper_student():
     assert student.quantizer.levels == teacher.quantizer.levels
     s, t = (m.layout(m.grid(256, 256)) for m in (student, teacher))
     regroup(torch.zeros(1, t.tokens, 8), t, s)  # raises if they cannot be aligned
+
+
+def test_the_realism_decoders_second_part_continues_the_first():
+    first = load_recipe(RECIPES / "mrt" / "default-stage2.yaml")
+    second = load_recipe(RECIPES / "mrt" / "default-stage2-phase.yaml")
+    assert second["model"] == first["model"] and second["train"]["stage"] == 2
+    assert second["train"]["init"] == first["train"]["out"] + "/model.safetensors"
+    assert second["train"]["phase_pattern"] > 0 and not first["train"].get("phase_pattern")
+    assert {k: v for k, v in second["train"].items() if k not in ("init", "cpu_budget", "phase_pattern",
+                                                                   "phase_period", "out")} == \
+        {k: v for k, v in first["train"].items() if k not in ("init", "cpu_budget", "out")}

@@ -74,21 +74,37 @@ def window_pattern(x_hat: torch.Tensor, x: torch.Tensor, period: int) -> torch.T
     return r.mean(dim=(2, 4)).square().mean()
 
 
+def phase_pattern(x_hat: torch.Tensor, x: torch.Tensor, phase: int, region: int) -> torch.Tensor:
+    """The mean square of the error's average over the ``phase``-px blocks of each
+    ``region``-px window, less that window's mean: a fine mesh of period ``phase`` (the
+    upsamplings' phases) that may change in strength and sign from window to window, where
+    ``window_pattern`` (one average over the whole crop) lets it cancel out."""
+    B, C, H, W = x.shape
+    h, w, n = H // region, W // region, region // phase
+    r = (x_hat - x)[..., :h * region, :w * region].reshape(B, C, h, n, phase, w, n, phase)
+    mesh = r.mean(dim=(3, 6))  # B, C, h, phase, w, phase
+    return (mesh - mesh.mean(dim=(3, 5), keepdim=True)).square().mean()
+
+
 class Distortion(nn.Module):
-    """``Σ weight·term`` over MSE, 1−MS-SSIM, LPIPS, DISTS and the window pattern; zero
+    """``Σ weight·term`` over MSE, 1−MS-SSIM, LPIPS, DISTS, the window and phase patterns; zero
     weights cost nothing (their networks are not even built, so their weights are only
     needed when used). ``period``: the model's largest grid in pixels (MRT: its window; a
-    2-D latent: its cell), for ``window_pattern``."""
+    2-D latent: its cell), for ``window_pattern`` and ``phase_pattern``."""
 
     def __init__(self, cfg: TrainConfig, period: int = 0):
         super().__init__()
         from .perceptual import PerceptualLoss
 
-        names = ("mse", "msssim", "lpips", "dists", "window_pattern")
+        names = ("mse", "msssim", "lpips", "dists", "window_pattern", "phase_pattern")
         self.weights = {k: w for k in names if (w := getattr(cfg, k))}
-        if cfg.window_pattern and period < 2:
-            raise MrtlabError("train.window_pattern needs a model with a grid of windows or cells")
-        self.period = period
+        for k in ("window_pattern", "phase_pattern"):
+            if getattr(cfg, k) and period < 2:
+                raise MrtlabError(f"train.{k} needs a model with a grid of windows or cells")
+        if cfg.phase_pattern and (cfg.phase_period < 2 or period % cfg.phase_period):
+            raise MrtlabError(f"train.phase_period must divide the model's window of {period} px "
+                              f"and be at least 2, not {cfg.phase_period}")
+        self.period, self.phase = period, cfg.phase_period
         if cfg.msssim:
             need("pytorch_msssim")  # a missing package stops the run before the first step
         folder = cfg.perceptual_weights or None
@@ -106,5 +122,7 @@ class Distortion(nn.Module):
             terms["dists"] = self.dists(x_hat, x)
         if "window_pattern" in self.weights:
             terms["window_pattern"] = window_pattern(x_hat, x, self.period)
+        if "phase_pattern" in self.weights:
+            terms["phase_pattern"] = phase_pattern(x_hat, x, self.phase, self.period)
         total = sum(w * terms[k] for k, w in self.weights.items())
         return torch.as_tensor(total, device=x.device), terms
