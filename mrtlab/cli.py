@@ -163,8 +163,8 @@ def cmd_models(args) -> int:
         decoders = [decoder(name, d) for d in list_decoders(name)]
         L = model.latent_tokens
         rate = f"tokens 1…{L} (--tokens/--bpp)" if model.variable_rate else f"fixed rate ({L} tokens)"
-        trained = trained_of(model_files(name)[0])
-        trained = f"\ttrained {trained['step']} steps, {trained['cpu_s']} CPU-s" if "step" in trained else ""
+        run = trained_of(model_files(name)[0])
+        trained = f"\ttrained {run['step']} steps, {run['cpu_s']} CPU-s" if "step" in run else ""
         print(f"{name}\t{model.fingerprint.hex()}\t{rate}\tdecoders: {', '.join(decoders)}{trained}\t{text}")
     return 0
 
