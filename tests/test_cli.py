@@ -266,9 +266,9 @@ def test_bundle_model_ships_half_weights_and_does_not_overwrite(tmp_path, tiny_m
     zoo._load_model.cache_clear()  # "default" now names the bundled copy in tmp_path
     try:
         tiny = zoo.load_model(str(tiny_model_file))  # the export of a run at step 7
-        source = zoo.save_model(tiny, tiny.config, tmp_path / "run" / "model", trained={"step": 7, "cpu_s": 12})
+        export = zoo.save_model(tiny, tiny.config, tmp_path / "run" / "model", trained={"step": 7, "cpu_s": 12})
         tool = runpy.run_path(str(Path(__file__).parents[1] / "tools" / "bundle_model.py"))
-        tool["main"]([str(source), "default"])
+        tool["main"]([str(export), "default"])
         weights = load_file(str(tmp_path / "default.safetensors"))
         assert {v.dtype for v in weights.values() if v.is_floating_point()} == {torch.float16}
         shipped, source = zoo.load_model("default"), zoo.load_model(str(tiny_model_file))

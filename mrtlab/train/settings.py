@@ -48,7 +48,7 @@ class TrainConfig:
     dists: float = 0.0
     window_pattern: float = 0.0  # weight of the error repeated in every window (losses.window_pattern)
     phase_pattern: float = 0.0  # weight of a fine mesh in the error, window by window (losses.phase_pattern)
-    phase_period: int = 4  # its period in pixels: the synthesis's total upsampling within a patch
+    phase_period: int = 4  # its period in pixels (4: the phases of the synthesis's last two ×2 pixel-shuffles)
     perceptual_weights: str = ""
     adv: float = 0.0
     adv_start: int = 0
