@@ -41,7 +41,7 @@ def test_golden_file_decodes_to_the_same_pixels(model, tmp_path):
 
 @pytest.mark.parametrize("model", ["default", "cnn2d"])
 def test_every_bundled_decoder_reads_the_golden_file(model, tmp_path, capsys):
-    """One file, every decoder the model ships with (a realism decoder, once one is bundled)."""
+    """One file, every decoder the model ships with (default: fidelity and realism)."""
     from mrtlab.models import list_decoders
 
     golden = DATA / f"astronaut_64x96_{model}_tokens1.mrt"

@@ -115,3 +115,52 @@ def test_shifted_windows_mix_patch_tokens_across_windows():
     unshifted = MixerStack(2, 16, local, IdentityMixer, 1)
     unshifted.load_state_dict(stack.state_dict())
     assert not ((unshifted(bumped) - unshifted(x)).abs().sum(-1)[0, 0, 1:] > 1e-6).any()
+
+
+CONV = {"class_path": "conv_window", "init_args": {"patch": 4, "window": 2, "widths": [8], "blocks": [0, 1]}}
+
+
+def test_the_synthesis_noise_is_off_until_trained_and_then_the_same_at_every_decode(tmp_path):
+    """Zero scales (every model trained without noise, and files saved before it existed)
+    decode as without noise; trained scales draw the same noise at every decode."""
+    from mrtlab.models import identify, load_model, save_model
+
+    torch.manual_seed(0)
+    model = build_model(dict(TINY, tokenizer=CONV))
+    model.update()
+    path = save_model(model, dict(TINY, tokenizer=CONV), tmp_path / "m")
+    from safetensors.torch import load_file, save_file
+    old = {k: v for k, v in load_file(str(path)).items() if ".noise." not in k}
+    assert len(old) < len(load_file(str(path)))
+    save_file(old, str(path))                                   # a file from before the noise
+    model = load_model(str(path))
+    rgb = np.random.default_rng(0).integers(0, 256, (20, 36, 3), dtype=np.uint8)
+    data = encode(model, rgb).data
+    plain, _ = decode(model, data)
+    drawn = []
+    for injection in model.tokenizer.noise:
+        injection.register_forward_hook(lambda m, i, o: drawn.append(not torch.equal(i[0], o)))
+    assert np.array_equal(decode(model, data)[0], plain) and not any(drawn)
+    for injection in model.tokenizer.noise:
+        injection.strength.data.fill_(0.005)
+    noisy, _ = decode(model, data)
+    assert not np.array_equal(noisy, plain) and np.array_equal(decode(model, data)[0], noisy)
+
+
+def test_decoder_noise_trains_the_noise_strengths(tmp_path):
+    from safetensors.torch import load_file
+
+    from mrtlab.train import train
+
+    from .helpers import image_folder, tiny_train
+
+    cfg = dict(TINY, tokenizer=CONV)
+    folder = image_folder(tmp_path / "img")
+    torch.manual_seed(0)
+    out = train(build_model(cfg), cfg, tiny_train(tmp_path / "run", folder, steps=3, lr=1e-2,
+                                                  decoder_noise=True))
+    strengths = [v for k, v in load_file(str(out)).items() if k.startswith("tokenizer.noise.")]
+    assert strengths and all(s.abs().sum() > 0 for s in strengths)
+    torch.manual_seed(0)
+    with pytest.raises(MrtlabError, match="train.decoder_noise: this model's decoder adds no noise"):
+        train(build_model(TINY), TINY, tiny_train(tmp_path / "plain", folder, steps=1, decoder_noise=True))

@@ -66,6 +66,20 @@ def test_side_by_side_labels_every_tile(tmp_path, images, variable_model, capsys
     assert "has no decoder 'realism' (it has: fidelity)" in capsys.readouterr().err
 
 
+def test_side_by_side_draws_what_a_second_model_changes(tmp_path, images, variable_model, capsys):
+    """``--difference``: the same model twice differs nowhere (flat mid-grey); JPEG does."""
+    main = tool("side_by_side")["main"]
+    image, out = sorted(images.iterdir())[0], tmp_path / "diff.png"
+    args = [str(image), str(out), "--model", f"a={variable_model}:2", "--model", f"b={variable_model}:2",
+            "--baseline", "jpeg:0.5", "--box", "0,0,32,24", "--zoom", "1", "--difference", "8"]
+    assert main(args) == 0
+    assert capsys.readouterr().out.splitlines()[2].endswith("(diff x8)")
+    tiles = np.asarray(Image.open(out))[16:, :, 0]
+    assert (tiles[:, 2 * 36:2 * 36 + 32] == 128).all() and (tiles[:, 3 * 36:] != 128).any()
+    assert main([str(image), str(out), "--model", f"a={variable_model}:2", "--difference", "8", "--force"]) == 1
+    assert "--difference needs two --model" in capsys.readouterr().err
+
+
 def test_decoder_spectrum_tells_a_window_pattern_from_a_hatch_and_from_detail():
     shares = tool("decoder_spectrum")["spectrum_shares"]
     y, x = np.indices((256, 384))

@@ -422,3 +422,19 @@ def test_a_lost_run_continues_from_its_export(tmp_path, folder, capsys):
     assert lr_factor(70, cfg) == lr_factor(70, plain)
     with pytest.raises(MrtlabError, match="init_step continues a lost run"):
         train(fresh(), TINY, tiny_train(tmp_path / "c", folder, init_step=4))
+
+
+def test_stage2_keeps_the_decoder_tensors_it_is_told_to(tmp_path, folder, tiny_model_file):
+    """``train.keep``: the named decoder tensors stay as initialised, the rest of the
+    decoder trains; a pattern that matches nothing, or keep in stage 1, is one line."""
+    cfg = tiny_train(tmp_path / "s2", folder, stage=2, init=str(tiny_model_file), steps=2, lr=1e-2,
+                     keep=["decoder.*"])
+    w0, w1 = load_file(str(tiny_model_file)), load_file(str(train(fresh(), TINY, cfg)))
+    kept = [n for n in w0 if n.startswith("decoder.")]
+    trained = [n for n in w0 if not torch.equal(w0[n], w1[n])]
+    assert kept and all(torch.equal(w0[n], w1[n]) for n in kept) and trained
+    with pytest.raises(MrtlabError, match=r"train.keep: 'decodr\.\*' matches no trainable"):
+        train(fresh(), TINY, tiny_train(tmp_path / "typo", folder, stage=2, init=str(tiny_model_file),
+                                         steps=1, keep=["decodr.*"]))
+    with pytest.raises(MrtlabError, match="train.keep is for stage 2"):
+        train(fresh(), TINY, tiny_train(tmp_path / "s1", folder, steps=1, keep=["decoder.*"]))

@@ -8,6 +8,9 @@
 ``.safetensors`` path); ``--baseline FORMAT:BPP`` encodes at the quality nearest BPP (at
 its lowest quality when the rate is below what the format reaches: "floor" in the label).
 Crops are enlarged by ``--zoom`` with nearest-neighbour pixels, so that seams stay visible.
+``--difference GAIN`` draws every tile after the first model as its difference from the
+first model's picture (grey levels × GAIN around mid-grey): what a stage-2 decoder changes,
+where a faint mesh shows plainly (docs/results.md, "Realism decoder").
 """
 from __future__ import annotations
 
@@ -59,6 +62,19 @@ def tiles(rgb: np.ndarray, models: list[str], baselines: list[str]) -> list[tupl
     return out
 
 
+def differences(pictures: list[tuple[str, np.ndarray]], gain: float) -> list[tuple[str, np.ndarray]]:
+    """The original and the first model as they are, every later tile as its grey-level
+    difference from the first model, × ``gain`` around mid-grey."""
+    if len(pictures) < 3:
+        raise MrtlabError("--difference needs two --model (or a model and a --baseline)")
+    base = pictures[1][1].astype(np.float64).mean(axis=2)
+    out = pictures[:2]
+    for label, rgb in pictures[2:]:
+        grey = np.clip(128 + gain * (rgb.astype(np.float64).mean(axis=2) - base), 0, 255).astype(np.uint8)
+        out.append((f"{label} (diff x{gain:g})", np.repeat(grey[..., None], 3, axis=2)))
+    return out
+
+
 def compose(pictures: list[tuple[str, np.ndarray]], box: tuple[int, int, int, int], zoom: int,
             columns: int) -> Image.Image:
     x, y, w, h = box
@@ -83,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--box", default=None, help="X,Y,W,H of the crop in pixels (default: 224×160, or less, at the centre)")
     p.add_argument("--zoom", type=int, default=2)
     p.add_argument("--columns", type=int, default=0, help="tiles per row (default: all in one row)")
+    p.add_argument("--difference", type=float, default=0, metavar="GAIN",
+                   help="tiles after the first model as their difference from it, × GAIN")
     p.add_argument("--force", action="store_true")
     args = p.parse_args(argv)
     from mrtlab.codec import load_rgb
@@ -99,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
                 or box[0] + box[2] > W or box[1] + box[3] > H:
             raise MrtlabError(f"--box {args.box} is not inside the {W}×{H} image")
         pictures = tiles(rgb, args.model, args.baseline)
+        if args.difference:
+            pictures = differences(pictures, args.difference)
         compose(pictures, box, args.zoom, args.columns or len(pictures)).save(out)
     except (MrtlabError, ValueError) as e:
         print(f"side_by_side: error: {e}", file=sys.stderr)

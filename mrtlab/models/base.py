@@ -34,11 +34,16 @@ class CodecModel(nn.Module, ABC):
         self.register_load_state_dict_pre_hook(_rename_parameters)
 
     def upgrade_state_dict(self, state: dict, prefix: str = "") -> dict:
-        """Rename, in place, the tensors saved under an earlier name (weights trained before
-        a rename still load, wherever they are loaded from); returns ``state``."""
+        """Rename, in place, the tensors saved under an earlier name, and add those of parts
+        added since with their neutral value (a module's ``neutral_state()``), so that
+        weights saved before still load, wherever they are loaded from; returns ``state``."""
         for old, new in self.renamed_parameters.items():
             if prefix + old in state and prefix + new not in state:
                 state[prefix + new] = state.pop(prefix + old)
+        for name, module in self.named_modules():
+            if hasattr(module, "neutral_state"):
+                for k, v in module.neutral_state().items():
+                    state.setdefault(f"{prefix}{name}.{k}", v)
         return state
 
     @abstractmethod

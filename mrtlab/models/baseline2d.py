@@ -20,7 +20,7 @@ from ..registry import register, register_architecture
 from ..tokenizers import Grid, Tokenizer
 from ..tokenizers.base import from_windows, to_windows
 from ..tokenizers.conv_window import ResBlock
-from ..tokenizers.conv_window import upsample as up
+from ..tokenizers.conv_window import Upsample as up
 from .base import CodecModel
 
 

@@ -38,8 +38,20 @@ def fingerprint(model: torch.nn.Module, model_cfg: dict, saved_names: dict[str, 
 
 
 def decoder_hash(model: torch.nn.Module) -> str:
-    """8 hex digits over the decoder-side tensors: tells decoders apart in listings."""
-    return tensor_digest(model, decoder_names(model), None, hashlib.sha256()).hex()
+    """8 hex digits over the decoder-side tensors: tells decoders apart in listings. Tensors
+    still at their neutral value (a part added since, e.g. zero noise) are left out, so a
+    decoder keeps its hash."""
+    return tensor_digest(model, decoder_names(model) - neutral_names(model), None, hashlib.sha256()).hex()
+
+
+def neutral_names(model: torch.nn.Module) -> set[str]:
+    """State-dict names of the tensors equal to their module's ``neutral_state()``."""
+    out = set()
+    for prefix, module in model.named_modules():
+        if hasattr(module, "neutral_state"):
+            own = module.state_dict()
+            out |= {f"{prefix}.{k}" for k, v in module.neutral_state().items() if torch.equal(own[k], v)}
+    return out
 
 
 def tensor_digest(model, names, saved_names, h) -> bytes:

@@ -8,6 +8,13 @@ decoder's patch tokens are put back into one 2-D map and drawn by residual block
 tokens of the neighbouring patches and windows: no edge at window or patch boundaries.
 Channels taper as the resolution grows (``widths``, finest first): a 3×3 layer at full
 resolution costs ~9·C_in·C_out multiply-adds per pixel, so the widest layers work at 1/P.
+
+After each upsampling, noise may be added (``NoiseInjection``, StyleGAN-style): a decoder
+drawn from smooth latents can only repeat a texture from patch to patch (a mesh at the
+upsamplings' phases); noise lets a perceptual decoder draw texture that does not repeat.
+Its strengths start at zero (no noise: the fidelity decoder) and train only when asked
+(``train.decoder_noise``); decoding draws it from a fixed seed, so a file decodes alike
+every time.
 """
 from __future__ import annotations
 
@@ -33,9 +40,41 @@ class ResBlock(nn.Module):
         return x + self.body(x)
 
 
-def upsample(c_in: int, c_out: int) -> nn.Module:
+class Upsample(nn.Sequential):
     """×2 by a 3×3 convolution to 4·c_out channels and pixel shuffle (no checkerboard)."""
-    return nn.Sequential(nn.Conv2d(c_in, 4 * c_out, 3, padding=1), nn.PixelShuffle(2))
+
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__(nn.Conv2d(c_in, 4 * c_out, 3, padding=1), nn.PixelShuffle(2))
+
+
+class NoiseInjection(nn.Module):
+    """``x + GAIN · strength[c] · n``: one map of Gaussian noise ``n`` per image, scaled per
+    channel. ``GAIN`` lets the strengths learn at the decoder's learning rate (a stage-2
+    lr of 10⁻⁴ moves a plain scale too little in a few hundred steps: measured).
+
+    Training draws new noise at every step when ``drawing`` (set by ``train.decoder_noise``);
+    evaluation draws it from a fixed ``seed`` (one per injection, so that the maps of two
+    injections are not copies), and not at all while every strength is zero."""
+    GAIN = 100.0
+
+    def __init__(self, channels: int, seed: int = 0):
+        super().__init__()
+        self.strength = nn.Parameter(torch.zeros(channels))
+        self.seed, self.drawing = seed, False
+
+    def neutral_state(self) -> dict[str, torch.Tensor]:
+        """What a file saved before the noise existed holds: no noise."""
+        return {"strength": torch.zeros_like(self.strength)}
+
+    def forward(self, x):
+        B, _, H, W = x.shape
+        if self.training and self.drawing:
+            n = torch.randn(B, 1, H, W, device=x.device)
+        elif not self.training and self.strength.any():
+            n = torch.randn(1, 1, H, W, generator=torch.Generator().manual_seed(self.seed)).to(x.device)
+        else:
+            return x
+        return x + (self.GAIN * self.strength).view(1, -1, 1, 1).to(x.dtype) * n.to(x.dtype)
 
 
 @register("conv_window")
@@ -73,9 +112,11 @@ class ConvWindowTokenizer(Tokenizer):
         synth: list[nn.Module] = []
         for i in reversed(range(stages)):                     # coarsest first
             synth += [ResBlock(ch[i]) for _ in range(blocks[i])]
-            synth += [nn.GELU(), upsample(ch[i], ch[i - 1] if i else 16)]
+            synth += [nn.GELU(), Upsample(ch[i], ch[i - 1] if i else 16)]
         synth += [nn.GELU(), nn.Conv2d(16, 3, 3, padding=1)]
         self.synthesis = nn.Sequential(*synth)
+        ups = [m for m in synth if isinstance(m, Upsample)]
+        self.noise = nn.ModuleList(NoiseInjection(m[0].out_channels // 4, seed=i) for i, m in enumerate(ups))
 
     def tokenize(self, image):
         B, _, H, W = image.shape
@@ -85,5 +126,9 @@ class ConvWindowTokenizer(Tokenizer):
         return to_windows(self.stem(x), g, self.window) + self.pos_in, g   # [B, nWh, nWw, S², D]
 
     def detokenize(self, tokens, grid):
-        x = self.synthesis(from_windows(tokens, self.window))             # [B, 3, padded H, W]
-        return (x[:, :, :grid.height, :grid.width] + 1) / 2
+        x, noise = from_windows(tokens, self.window), iter(self.noise)
+        for layer in self.synthesis:
+            x = layer(x)
+            if isinstance(layer, Upsample):
+                x = next(noise)(x)
+        return (x[:, :, :grid.height, :grid.width] + 1) / 2                # x: [B, 3, padded H, W]

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass
@@ -35,6 +35,8 @@ class TrainConfig:
     # stages and losses: loss = rate_weight·bpp + Σ weight·term
     stage: int = 1
     init: str = ""
+    decoder_noise: bool = False  # train the strengths of the noise the synthesis adds (tokenizers/conv_window.py)
+    keep: list[str] = field(default_factory=list)  # stage 2: decoder tensors (fnmatch names) kept as initialised
     init_partial: bool = False  # stage 1: load only the tensors of ``init`` that fit (warm start)
     init_step: int = 0  # a lost run's step at which ``init`` was exported: the schedule goes on from there
     init_cpu_s: float = 0.0  # and the process CPU seconds it had spent (counts towards ``cpu_budget``)
@@ -48,7 +50,7 @@ class TrainConfig:
     dists: float = 0.0
     window_pattern: float = 0.0  # weight of the error repeated in every window (losses.window_pattern)
     phase_pattern: float = 0.0  # weight of a fine mesh in the error, window by window (losses.phase_pattern)
-    phase_period: int = 4  # its period in pixels (4: the phases of the synthesis's last two ×2 pixel-shuffles)
+    phase_period: int = 4  # its period in pixels (4: the phases of the last two ×2 pixel-shuffles; 8: all three)
     perceptual_weights: str = ""
     adv: float = 0.0
     adv_start: int = 0

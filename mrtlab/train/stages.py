@@ -7,6 +7,7 @@ the decoder on those fixed symbols.
 """
 from __future__ import annotations
 
+import fnmatch
 import json
 from pathlib import Path
 
@@ -83,16 +84,48 @@ def freeze_coder(model: nn.Module) -> int:
     return len(params)
 
 
+def freeze_matching(model: nn.Module, patterns: list[str]) -> None:
+    """Stage 2: also stop the decoder tensors whose names match one of ``patterns``
+    (``fnmatch``, e.g. ``tokenizer.synthesis.8.*``); a pattern matching no trainable tensor
+    is an error (a typo would otherwise train what it meant to keep)."""
+    trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    for pattern in patterns:
+        hits = fnmatch.filter(trainable, pattern)
+        if not hits:
+            raise MrtlabError(f"train.keep: {pattern!r} matches no trainable decoder tensor")
+        for name in hits:
+            trainable[name].requires_grad_(False)
+
+
+def draw_noise(model: nn.Module) -> None:
+    """``train.decoder_noise``: the decoder's noise injections draw fresh noise at every
+    training step, so that their strengths learn."""
+    from ..tokenizers.conv_window import NoiseInjection
+
+    found = [m for m in model.modules() if isinstance(m, NoiseInjection)]
+    if not found:
+        raise MrtlabError("train.decoder_noise: this model's decoder adds no noise "
+                          "(the conv_window tokenizer does)")
+    for m in found:
+        m.drawing = True
+
+
 def start_stage(model: nn.Module, cfg) -> list[str]:
-    """Load ``train.init`` if given; in stage 2 (which needs it) freeze the coder side.
-    Returns the tensors a warm start (``init_partial``) left fresh."""
+    """Load ``train.init`` if given; let the decoder's noise train if asked; in stage 2
+    (which needs ``init``) freeze the coder side and the decoder tensors ``train.keep``
+    names. Returns the tensors a warm start (``init_partial``) left fresh."""
     fresh = load_init(model, cfg.init, cfg.init_partial) if cfg.init else []
+    if cfg.decoder_noise:
+        draw_noise(model)
     if cfg.stage == 2:
         if not cfg.init:
             raise MrtlabError("stage 2 starts from a stage-1 model: set train.init")
         if cfg.align:
             raise MrtlabError("train.align is a stage-1 loss (stage 2 freezes the encoder)")
         freeze_coder(model)
+        freeze_matching(model, cfg.keep)
+    elif cfg.keep:
+        raise MrtlabError("train.keep is for stage 2 (stage 1 trains every tensor)")
     return fresh
 
 
