@@ -121,15 +121,16 @@ CONV = {"class_path": "conv_window", "init_args": {"patch": 4, "window": 2, "wid
 
 
 def test_the_synthesis_noise_is_off_until_trained_and_then_the_same_at_every_decode(tmp_path):
-    """Zero scales (every model trained without noise, and files saved before it existed)
-    decode as without noise; trained scales draw the same noise at every decode."""
-    from mrtlab.models import identify, load_model, save_model
+    """Zero strengths (every model trained without noise, and files saved before it existed)
+    decode as without noise; trained strengths draw the same noise at every decode."""
+    from safetensors.torch import load_file, save_file
+
+    from mrtlab.models import load_model, save_model
 
     torch.manual_seed(0)
     model = build_model(dict(TINY, tokenizer=CONV))
     model.update()
     path = save_model(model, dict(TINY, tokenizer=CONV), tmp_path / "m")
-    from safetensors.torch import load_file, save_file
     old = {k: v for k, v in load_file(str(path)).items() if ".noise." not in k}
     assert len(old) < len(load_file(str(path)))
     save_file(old, str(path))                                   # a file from before the noise

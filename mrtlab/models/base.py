@@ -40,10 +40,8 @@ class CodecModel(nn.Module, ABC):
         for old, new in self.renamed_parameters.items():
             if prefix + old in state and prefix + new not in state:
                 state[prefix + new] = state.pop(prefix + old)
-        for name, module in self.named_modules():
-            if hasattr(module, "neutral_state"):
-                for k, v in module.neutral_state().items():
-                    state.setdefault(f"{prefix}{name}.{k}", v)
+        for name, value in neutral_tensors(self).items():
+            state.setdefault(prefix + name, value)
         return state
 
     @abstractmethod
@@ -137,6 +135,13 @@ class CodecModel(nn.Module, ABC):
         """The decoder's image from integer symbols ``[T, C]``, as uint8 ``[3,H,W]``."""
         x = self.decode(symbols[None].float(), grid)[0]
         return (x.clamp(0, 1) * 255).round().to(torch.uint8)
+
+
+def neutral_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
+    """By state-dict name, the neutral value of every tensor of a part added since files
+    were saved (a module's ``neutral_state()``: e.g. zero noise)."""
+    return {f"{name}.{k}": v for name, module in model.named_modules() if hasattr(module, "neutral_state")
+            for k, v in module.neutral_state().items()}
 
 
 def _rename_parameters(module, state, prefix, *_):

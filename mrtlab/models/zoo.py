@@ -14,6 +14,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from ..errors import MrtlabError
+from .base import neutral_tensors
 from .decoders import FIDELITY, decoder_file, decoders_of, load_decoder
 from .sides import coder_names, decoder_names
 
@@ -41,17 +42,9 @@ def decoder_hash(model: torch.nn.Module) -> str:
     """8 hex digits over the decoder-side tensors: tells decoders apart in listings. Tensors
     still at their neutral value (a part added since, e.g. zero noise) are left out, so a
     decoder keeps its hash."""
-    return tensor_digest(model, decoder_names(model) - neutral_names(model), None, hashlib.sha256()).hex()
-
-
-def neutral_names(model: torch.nn.Module) -> set[str]:
-    """State-dict names of the tensors equal to their module's ``neutral_state()``."""
-    out = set()
-    for prefix, module in model.named_modules():
-        if hasattr(module, "neutral_state"):
-            own = module.state_dict()
-            out |= {f"{prefix}.{k}" for k, v in module.neutral_state().items() if torch.equal(own[k], v)}
-    return out
+    own = model.state_dict()
+    neutral = {k for k, v in neutral_tensors(model).items() if torch.equal(own[k], v)}
+    return tensor_digest(model, decoder_names(model) - neutral, None, hashlib.sha256()).hex()
 
 
 def tensor_digest(model, names, saved_names, h) -> bytes:
