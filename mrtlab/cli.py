@@ -320,6 +320,8 @@ def cmd_plot(args) -> int:
     return 0
 
 
+WEIGHTS_HELP = ("folder of the pretrained weights files: the TAEF2 autoencoder of the taef2 model "
+                "(and LPIPS/DISTS/FID backbones for eval; default: $MRTLAB_WEIGHTS, else torch's hub cache)")
 DECODER_HELP = ("which decoder of the model reads the file: a model's coder side (encoder, "
                 "quantizer, entropy model) writes the bits, and any decoder trained on it reads "
                 "them; 'fidelity' is the model's own (trained for MSE), others are files beside "
@@ -339,12 +341,14 @@ def build_parser() -> argparse.ArgumentParser:
                       "models; default: all)")
     rate.add_argument("--bpp", type=float, help="target rate: the most tokens per window whose "
                       "file stays within it (variable-rate models)")
+    c.add_argument("--weights", help=WEIGHTS_HELP)
     d = sub.add_parser("decompress", help=".mrt files → PNG")
     d.add_argument("files", nargs="+")
     d.add_argument("-o", "--output", help="output folder (or file name for one file)")
     d.add_argument("-m", "--model", help="model (default: the bundled model that wrote the file)")
     d.add_argument("--decoder", default="fidelity", metavar="NAME", help=DECODER_HELP + " (default: %(default)s)")
     d.add_argument("-f", "--force", action="store_true", help="overwrite existing outputs")
+    d.add_argument("--weights", help=WEIGHTS_HELP)
     i = sub.add_parser("info", help="print the header of .mrt files")
     i.add_argument("files", nargs="+")
     sub.add_parser("models", help="list the bundled models")
@@ -367,7 +371,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="skip a size predicted to take longer than this many seconds")
     b.add_argument("--ops-T", dest="ops_T", type=int, default=4096,
                    help="T of the chunked-vs-recurrent op comparison (0: skip)")
-    b.add_argument("-m", "--model", help="codec: model to time (default: the bundled default)")
+    b.add_argument("-m", "--model", help="codec: model to time, or several separated by commas "
+                   "(e.g. default,taef2; default: the bundled default)")
     b.add_argument("--data", default="../shared/data/kodak", help="codec: image folder (default: %(default)s)")
     b.add_argument("--limit", type=int, help="codec: only the first N images")
     b.add_argument("--threads", type=int, default=2, help="codec: torch threads (both codecs)")
@@ -375,6 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: $MRTLAB_COMPRESSAI_PYTHON, else .venv-compressai/bin/python in the "
                    "current folder or the project root, else this one)")
     b.add_argument("--no-compressai", action="store_true", help="codec: skip compressai")
+    b.add_argument("--weights", help="codec: " + WEIGHTS_HELP)
     b.add_argument("--config", help="train, gpu: the recipe to time")
     b.add_argument("--variant", action="append", metavar="NAME=--KEY=VALUE[,...]",
                    help="train: a variant of the recipe (repeatable); the recipe as given runs too")
@@ -394,8 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "(kodak, clic2020, clic2020test, clic2020diffeic)")
     e.add_argument("--metrics", help="subset of psnr,ms-ssim,seam,lpips,dists,fid (default: all; "
                    "seam: the seam index at 8, 16, 32 px and the codec's own periods)")
-    e.add_argument("--weights", help="folder of the ImageNet backbone files (default: $MRTLAB_WEIGHTS, "
-                   "else torch's hub cache)")
+    e.add_argument("--weights", help=WEIGHTS_HELP)
     e.add_argument("-f", "--force", action="store_true", help="overwrite existing outputs")
     e.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     bd = sub.add_parser("bdrate", help="BD-rate of results files against the first: bdrate A.json B.json")
@@ -422,11 +427,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def add_weights_parser(sub) -> None:
-    w = sub.add_parser("weights", help="the ImageNet backbones of LPIPS, DISTS, FID: "
+    w = sub.add_parser("weights", help="the pretrained networks (LPIPS, DISTS, FID backbones; TAEF2): "
                        "weights list | import FILE_OR_DIR | download [NAMES]")
     w.add_argument("action", choices=["list", "import", "download"])
     w.add_argument("sources", nargs="*", metavar="FILE_OR_NAME",
-                   help="import: weights files or folders; download: alexnet, vgg16, inception (default: all)")
+                   help="import: weights files or folders; download: alexnet, vgg16, inception, "
+                   "taef2_encoder, taef2_decoder (default: all)")
     w.add_argument("--weights", help="weights folder (default: $MRTLAB_WEIGHTS, else torch's hub cache)")
     w.add_argument("-f", "--force", action="store_true", help="replace an existing weights file")
     w.add_argument("--mirror", help="download: base URL of a mirror holding the files under their "
@@ -458,10 +464,13 @@ def cmd_weights(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    weights_env = os.environ.get("MRTLAB_WEIGHTS")
     try:
         if argv[:1] == ["train"]:
             return cmd_train(argv[1:])
         args = build_parser().parse_args(argv)
+        if getattr(args, "weights", None):  # one folder for every pretrained file the command reads
+            os.environ["MRTLAB_WEIGHTS"] = args.weights
         return {"compress": cmd_compress, "decompress": cmd_decompress, "info": cmd_info,
                 "models": cmd_models, "bench": cmd_bench, "eval": cmd_eval, "bdrate": cmd_bdrate,
                 "plot": cmd_plot, "weights": cmd_weights}[args.command](args)
@@ -478,6 +487,10 @@ def main(argv: list[str] | None = None) -> int:
         return 70
     finally:
         end_process_group()
+        if weights_env is None:  # --weights held for this command only
+            os.environ.pop("MRTLAB_WEIGHTS", None)
+        else:
+            os.environ["MRTLAB_WEIGHTS"] = weights_env
 
 
 def end_process_group() -> None:

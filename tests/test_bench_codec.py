@@ -56,6 +56,15 @@ def test_rows_per_image_and_mean(rcm_model_file, folder):
     assert mean["bpp"] == pytest.approx(np.mean([r["bpp"] for r in per_image]))
 
 
+def test_several_models_in_one_run_get_a_ratio_to_the_first(rcm_model_file, tiny_model_file, folder):
+    rows = bench.run(f"{rcm_model_file},{tiny_model_file}", str(folder), 1, 1, None, False, lambda line: None)
+    means = [r for r in rows if r["image"] == "mean"]
+    assert [r["model"] for r in means] == [str(rcm_model_file), str(tiny_model_file)]
+    (ratio,) = [r for r in rows if r["image"] == "ratio"]
+    assert ratio["model"] == str(tiny_model_file) and ratio["versus"] == str(rcm_model_file)
+    assert ratio["decode_speedup"] == pytest.approx(means[0]["decode_s"] / means[1]["decode_s"])
+
+
 def test_cli_writes_json_and_a_table(rcm_model_file, folder, tmp_path, capsys):
     out = tmp_path / "codec.json"
     out.write_text("precious")

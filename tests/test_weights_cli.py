@@ -28,6 +28,9 @@ def network(backbone: str) -> torch.nn.Module:
     import torchvision
     from torch_fidelity import feature_extractor_inceptionv3 as fe
 
+    if backbone.startswith("taef2_"):
+        from mrtlab.tokenizers import taef2
+        return taef2.BUILD[backbone.removeprefix("taef2_")]()
     with torch.device("meta"):
         if backbone != "inception":
             return getattr(torchvision.models, backbone)(weights=None)
@@ -64,10 +67,15 @@ def test_official_sources_are_the_installed_packages():
     import torchvision.models as tv
     from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
 
-    assert W.URLS == {"alexnet": tv.AlexNet_Weights.IMAGENET1K_V1.url,
-                      "vgg16": tv.VGG16_Weights.IMAGENET1K_V1.url, "inception": URL_INCEPTION_V3}
-    for name, url in W.URLS.items():
-        assert url.rsplit("/", 1)[1] == W.FILES[name]  # the name torch.hub caches it under
+    imagenet = {"alexnet": tv.AlexNet_Weights.IMAGENET1K_V1.url,
+                "vgg16": tv.VGG16_Weights.IMAGENET1K_V1.url, "inception": URL_INCEPTION_V3}
+    assert {k: W.URLS[k] for k in imagenet} == imagenet
+    for name in imagenet:
+        assert W.URLS[name].rsplit("/", 1)[1] == W.FILES[name]  # the name torch.hub caches it under
+    for part in ("encoder", "decoder"):   # TAEF2: one commit of its repository, whole sha256 pinned
+        url = W.URLS[f"taef2_{part}"]
+        assert url.startswith("https://raw.githubusercontent.com/madebyollin/taesd/5cccb12")
+        assert url.endswith(f"/taef2_{part}.pth") and len(W.HASH_PREFIX[f"taef2_{part}"]) == 64
     for name in ("alexnet", "vgg16"):  # torchvision's check_hash=True takes the prefix from the name
         assert W.HASH_PREFIX[name] == torch.hub.HASH_REGEX.search(W.FILES[name]).group(1)
 
@@ -101,7 +109,7 @@ def test_import_checks_by_loading_and_never_overwrites(tmp_path, states, capsys)
     for name, file in [("alexnet", W.FILES["alexnet"]), ("vgg16", "my-vgg.pt"), ("inception", "inception.pth")]:
         assert (dst / W.FILES[name]).read_bytes() == (src / file).read_bytes()
         assert f"{src / file} -> {dst / W.FILES[name]}  ({name}, for {W.METRICS[name]})" in out
-    assert sorted(os.listdir(dst)) == sorted(W.FILES.values())  # nothing else, no temporary files
+    assert sorted(os.listdir(dst)) == sorted(W.FILES[n] for n in ("alexnet", "vgg16", "inception"))  # nothing else
 
     before = (dst / W.FILES["vgg16"]).read_bytes()
     torch.save({k: v + 0 for k, v in states["vgg16"].items()}, src / "my-vgg.pt")
@@ -135,7 +143,7 @@ def test_import_refuses_bad_files_in_one_line(tmp_path, states, capsys, kind):
     assert code == 1 and str(path) in line and not (tmp_path / "w" / W.FILES["alexnet"]).exists()
     assert {"not a state dict": "are not a state dict (a list)", "random bytes": "not a plain tensor file",
             "wrong shapes": "does not hold alexnet weights (size mismatch for features.3.weight",
-            "unknown tensors": "not weights of any of alexnet, vgg16, inception"}[kind] in line
+            "unknown tensors": "not weights of any of alexnet, vgg16, inception, taef2_encoder, taef2_decoder"}[kind] in line
 
 
 def test_import_bad_arguments(tmp_path, capsys):
@@ -244,13 +252,15 @@ def test_download_defaults_to_the_official_url_and_the_hub_cache(tmp_path, capsy
     monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
     code, _, err = run(capsys, "download")
     lines = err.strip().splitlines()
-    assert code == 1 and len(lines) == 3
+    assert code == 1 and len(lines) == len(W.FILES) == 5
     for line, (name, url) in zip(lines, W.URLS.items()):
         assert line == f"mrtlab: error: cannot download {url}: <urlopen error [Errno 101] Network is unreachable>"
     assert [c[0] for c in calls] == list(W.URLS.values())
-    assert [c[2] for c in calls] == ["7be5be79", "397923af", None]
+    assert [c[2] for c in calls] == ["7be5be79", "397923af", None, W.HASH_PREFIX["taef2_encoder"],
+                                     W.HASH_PREFIX["taef2_decoder"]]
     cache = tmp_path / "hub" / "checkpoints"
-    assert all(os.path.dirname(c[1]) == str(cache) for c in calls) and os.listdir(cache) == []
+    assert all(os.path.dirname(c[1]) in (str(cache), str(cache / "taef2")) for c in calls)
+    assert [p for p in cache.rglob("*") if p.is_file()] == []
 
 
 def test_eval_names_the_command_when_weights_are_missing(tmp_path):

@@ -145,8 +145,10 @@ def mean_row(rows: list[dict], model: str) -> dict:
     return {"model": model, "image": "mean", **{k: float(np.mean([r[k] for r in mine])) for k in keys}}
 
 
-def run(model_name: str | None, data: str, limit: int | None, threads: int,
+def run(model_names: str | None, data: str, limit: int | None, threads: int,
         compressai: str | None, with_compressai: bool, progress) -> list[dict]:
+    """``model_names``: one model, or several separated by commas (each after the first gets
+    a ratio row against the first: e.g. ``default,taef2``)."""
     import torch
 
     from ..eval.run import list_images
@@ -154,29 +156,37 @@ def run(model_name: str | None, data: str, limit: int | None, threads: int,
 
     images = list_images(data)[:limit]
     torch.set_num_threads(threads)
-    model = load_model(model_name)
-    bench_image(model, images[0])  # warm-up: first-call allocations and lazy imports
-    rows = []
-    for path in images:
-        rows.append(bench_image(model, path))
-        r = rows[-1]
-        progress(f"{r['model']:32s} {r['image']:14s} enc {r['encode_s']:.3f} s  "
-                 f"dec {r['decode_s']:.3f} s  {r['bpp']:.4f} bpp")
-    rows.append(mean_row(rows, model.source))
+    rows, means = [], []
+    for name in (model_names or "").split(",") if model_names else [None]:
+        model = load_model(name or None)
+        bench_image(model, images[0])  # warm-up: first-call allocations and lazy imports
+        mine = []
+        for path in images:
+            mine.append(bench_image(model, path))
+            r = mine[-1]
+            progress(f"{r['model']:32s} {r['image']:14s} enc {r['encode_s']:.3f} s  "
+                     f"dec {r['decode_s']:.3f} s  {r['bpp']:.4f} bpp")
+        means.append(mean_row(mine, model.source))
+        rows += [*mine, means[-1]]
+    rows += [ratio(m, means[0]) for m in means[1:]]
     if with_compressai:
         python = find_compressai(compressai)
         if python is None:
             raise MrtlabError("compressai is not installed: run `make compressai-venv` (or pass "
                               "--compressai-python, or --no-compressai)")
         theirs = run_compressai(python, images, threads, progress)
-        ours = rows[-1]
         for name in dict.fromkeys(r["model"] for r in theirs):
             ref = mean_row(theirs, name)
             rows += [r for r in theirs if r["model"] == name] + [ref]
-            rows.append({"model": model.source, "image": "ratio", "versus": name,
-                         "encode_speedup": ref["encode_s"] / ours["encode_s"],
-                         "decode_speedup": ref["decode_s"] / ours["decode_s"]})
+            rows += [ratio(ours, ref) for ours in means]
     return rows
+
+
+def ratio(ours: dict, ref: dict) -> dict:
+    """How many times faster ``ours`` encodes and decodes than ``ref`` (means of one run)."""
+    return {"model": ours["model"], "image": "ratio", "versus": ref["model"],
+            "encode_speedup": ref["encode_s"] / ours["encode_s"],
+            "decode_speedup": ref["decode_s"] / ours["decode_s"]}
 
 
 def table(rows: list[dict]) -> str:

@@ -1,6 +1,8 @@
-"""The ImageNet backbones of LPIPS, DISTS and FID: where they are looked for, how a file is
-checked (it must load into the right network), and ``mrtlab weights`` (list, import, download).
-Evaluation itself never downloads: a missing file is reported with its path, never fetched."""
+"""The pretrained networks mrtlab reads but does not train: the ImageNet backbones of LPIPS,
+DISTS and FID, and the TAEF2 autoencoder that models in its latent wrap. Where they are
+looked for, how a file is checked (it must load into the right network), and
+``mrtlab weights`` (list, import, download). Evaluation and coding never download: a
+missing file is reported with its path, never fetched."""
 from __future__ import annotations
 
 import contextlib
@@ -23,18 +25,27 @@ FILES = {
     "alexnet": "alexnet-owt-7be5be79.pth",                    # LPIPS (torchvision AlexNet)
     "vgg16": "vgg16-397923af.pth",                            # DISTS (torchvision VGG-16)
     "inception": "weights-inception-2015-12-05-6726825d.pth",  # FID/KID (torch-fidelity)
+    "taef2_encoder": "taef2/taef2_encoder.pth",               # models in TAEF2's latent (taef2_window)
+    "taef2_decoder": "taef2/taef2_decoder.pth",
 }
-METRICS = {"alexnet": "lpips", "vgg16": "dists", "inception": "fid, kid"}
+METRICS = {"alexnet": "lpips", "vgg16": "dists", "inception": "fid, kid",
+           "taef2_encoder": "taef2 models", "taef2_decoder": "taef2 models"}
+TAESD = "https://raw.githubusercontent.com/madebyollin/taesd/5cccb12dc72074a4be35680c3b108548a7c69978/"
 # Where torchvision 0.x and torch-fidelity 0.4 download them from (tests check the installed ones).
 URLS = {
     "alexnet": "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
     "vgg16": "https://download.pytorch.org/models/vgg16-397923af.pth",
     "inception": "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/"
                  "weights-inception-2015-12-05-6726825d.pth",
+    "taef2_encoder": TAESD + "taef2_encoder.pth",
+    "taef2_decoder": TAESD + "taef2_decoder.pth",
 }
 # torchvision downloads with check_hash=True: the "-<hex>." in its file names is a sha256 prefix.
 # torch-fidelity publishes no hash, so its file is checked by loading it into its network.
-HASH_PREFIX = {"alexnet": "7be5be79", "vgg16": "397923af", "inception": None}
+# TAEF2's files are pinned to the commit above by their whole sha256 (measured on them).
+HASH_PREFIX = {"alexnet": "7be5be79", "vgg16": "397923af", "inception": None,
+               "taef2_encoder": "10a4e1021e89d7551eaf161352da8dbd0b1aa83872ae28b150c1df1ce2f147b6",
+               "taef2_decoder": "0a44a31e1ae59eb9dbf9359d24942fd3ef5928162c1800d97a28c61d51be0ab5"}
 SUFFIXES = (".pth", ".pt", ".bin", ".ckpt")  # the files `import DIR` tries to recognise
 
 
@@ -91,6 +102,10 @@ def check_file(backbone: str, path: Path) -> None:
     torchvision's AlexNet/VGG-16 (``features.*`` only, or the whole model) or torch-fidelity's
     Inception-v3 (its own loader). Networks are built on the meta device: no memory, no init."""
     state = load_state(path)  # refuses anything but plain tensors before torch-fidelity loads it
+    if backbone.startswith("taef2_"):
+        from ..tokenizers.taef2 import check_state
+        check_state(backbone.removeprefix("taef2_"), state, path)
+        return
     try:
         with torch.device("meta"), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # copying into meta tensors is a no-op, said loudly
@@ -112,7 +127,7 @@ def check_file(backbone: str, path: Path) -> None:
 def identify(path: Path) -> str:
     """The backbone a file is for: by its name, else by which network its tensors load into."""
     for name, file in FILES.items():
-        if path.name == file:
+        if path.name == Path(file).name:
             check_file(name, path)
             return name
     load_state(path)  # not tensors at all: say so rather than "not alexnet, vgg16, inception"

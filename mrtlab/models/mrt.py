@@ -271,6 +271,11 @@ register_architecture("mrt_default", dict(
     per_token_heads=True, latent_init=1.0, latent_skip=16),
     "the bundled default: mrt_patchwise with a convolutional stem and synthesis across windows "
     "and a head per latent token")
+register_architecture("mrt_taef2", dict(
+    _PATCHWISE, tokenizer=_part("taef2_window", window=4, blocks=2),
+    per_token_heads=True, latent_init=1.0, latent_skip=16),
+    "mrt_default in the latent of the frozen pretrained TAEF2 autoencoder: windows of 4×4 "
+    "latent positions (32 px), its GAN-trained decoder draws the pixels")
 register_architecture("mrt_paper", dict(
     _SMALL, dim=384, encoder_layers=6, decoder_layers=8,
     tokenizer=_part("patch_window", patch=16, window=4, refine_channels=64),

@@ -2,5 +2,6 @@
 from .base import Grid, Tokenizer
 from .conv_window import ConvWindowTokenizer
 from .patch_window import PatchWindowTokenizer
+from .taef2_window import TAEF2WindowTokenizer
 
-__all__ = ["Grid", "Tokenizer", "ConvWindowTokenizer", "PatchWindowTokenizer"]
+__all__ = ["Grid", "Tokenizer", "ConvWindowTokenizer", "PatchWindowTokenizer", "TAEF2WindowTokenizer"]

@@ -6,12 +6,17 @@ and with several processes each one takes its own indices (``ShardSampler``).
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import os
+import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
+from safetensors.torch import load_file, save_file
 
 from ..codec.image_io import IMAGE_SUFFIXES, load_rgb
 from ..errors import MrtlabError
@@ -111,3 +116,51 @@ def validation_images(root: str | Path, limit: int) -> list[tuple[str, np.ndarra
     if not out:
         raise MrtlabError(f"no readable validation image in {root}")
     return out
+
+
+class LatentCrops(torch.utils.data.Dataset):
+    """Crops of the training images' latents under a tokenizer's frozen autoencoder
+    (``analysis``: ``train.latent_space``), each image encoded once, whole, and cached in
+    ``cache`` (a file named by the images and the autoencoder), so that stage 1 never runs
+    the autoencoder. Sample ``i`` is drawn as in ``RandomCrops``; there is no flip (a
+    latent's channels do not mirror with the image)."""
+
+    def __init__(self, root, crop: int, seed: int, tokenizer, cache: Path, note: bool = True):
+        if not hasattr(tokenizer, "analysis"):
+            raise MrtlabError("train.latent_space needs a tokenizer in a pretrained autoencoder's "
+                              f"latent (taef2_window), not {type(tokenizer).__name__}")
+        self.scale, self.seed = tokenizer.patch, seed
+        self.crop = crop // self.scale
+        images = RandomCrops(root, crop, seed)   # the usable files, as RandomCrops sees them
+        digest = hashlib.sha256(json.dumps([[str(p), p.stat().st_size] for p in images.files]
+                                           + [type(tokenizer).__name__, tokenizer.digest()]).encode())
+        path = Path(cache) / f"latents-{digest.hexdigest()[:12]}.safetensors"
+        if path.is_file():
+            self.latents = list(load_file(str(path)).values())
+            return
+        if note:
+            print(f"mrtlab: note: encoding {len(images.files)} training images into the latent once "
+                  f"(cached in {path})", file=sys.stderr)
+        self.latents = []
+        with torch.no_grad():
+            for k in range(len(images.files)):
+                img = images.load(k)
+                if img is None:
+                    continue
+                h, w = (s // self.scale * self.scale for s in img.shape[:2])
+                x = torch.from_numpy(img[:h, :w].copy()).permute(2, 0, 1)[None].float() / 255
+                self.latents.append(tokenizer.analysis(x)[0].half().contiguous())
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        save_file({f"{i:06d}": z for i, z in enumerate(self.latents)}, str(tmp))
+        os.replace(tmp, path)
+
+    def __len__(self):
+        return 2 ** 62
+
+    def __getitem__(self, i):
+        rng = np.random.default_rng((self.seed, i))
+        z = self.latents[int(rng.integers(len(self.latents)))]
+        y = rng.integers(z.shape[1] - self.crop + 1)
+        x = rng.integers(z.shape[2] - self.crop + 1)
+        return z[:, y:y + self.crop, x:x + self.crop].float()

@@ -15,7 +15,7 @@ import torch
 from ..errors import MrtlabError
 from ..models.zoo import save_model
 from .align import Teacher
-from .data import RandomCrops, ShardSampler, validation_images
+from .data import LatentCrops, RandomCrops, ShardSampler, validation_images
 from .discriminator import PatchGAN, hinge_d_loss, hinge_g_loss
 from .ema import EMA
 from .logs import TrainLog
@@ -40,7 +40,7 @@ def train(model, model_cfg: dict, cfg: TrainConfig) -> Path:
     acc = accelerator(model, cfg)
     set_seed(cfg.seed)
     fresh = start_stage(model, cfg)
-    step_mod = CodecStep(model, cfg.stage, cfg.rate_weight > 0, cfg.token_decorrelation > 0)
+    step_mod = CodecStep(model, cfg.stage, cfg.rate_weight > 0, cfg.token_decorrelation > 0, cfg.latent_space)
     if cfg.channels_last:
         step_mod.to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW([p for p in step_mod.parameters() if p.requires_grad], lr=cfg.lr,
@@ -72,7 +72,9 @@ def train(model, model_cfg: dict, cfg: TrainConfig) -> Path:
                   f"the optimizer starts afresh, so the learning rate warms up again", file=sys.stderr)
     sampler = ShardSampler(start, cfg.steps, cfg.batch_size, cfg.grad_accum,
                            acc.process_index, acc.num_processes)
-    loader = torch.utils.data.DataLoader(RandomCrops(cfg.data, cfg.crop, cfg.seed), sampler=sampler,
+    crops = (LatentCrops(cfg.data, cfg.crop, cfg.seed, model.tokenizer, Path(cfg.latent_cache or out),
+                         acc.is_main_process) if cfg.latent_space else RandomCrops(cfg.data, cfg.crop, cfg.seed))
+    loader = torch.utils.data.DataLoader(crops, sampler=sampler,
                                          batch_size=cfg.batch_size, num_workers=cfg.workers)
     val = (validation_images(cfg.val_data, cfg.val_images)
            if cfg.val_data and cfg.val_every and acc.is_main_process else None)
@@ -142,6 +144,14 @@ def check_settings(cfg: TrainConfig) -> None:
     if (cfg.init_step or cfg.init_cpu_s) and not (cfg.init and cfg.init_step > 0 and cfg.init_cpu_s >= 0):
         raise MrtlabError("train.init_step continues a lost run from its export: it needs train.init "
                           "and a step > 0 (train.init_cpu_s: the CPU seconds spent, >= 0)")
+    if cfg.latent_space:
+        pixel_terms = [n for n in ("msssim", "lpips", "dists", "window_pattern", "phase_pattern", "adv", "align")
+                       if getattr(cfg, n)]
+        if cfg.stage != 1 or pixel_terms:
+            raise MrtlabError("train.latent_space is stage 1 with the MSE alone (the latent has no pixels)"
+                              + (f": unset {', '.join(pixel_terms)}" if pixel_terms else ": set train.stage 1"))
+        if cfg.crop % 8:
+            raise MrtlabError(f"train.latent_space: train.crop must be a multiple of 8 px, got {cfg.crop}")
     if cfg.mixed_precision not in ("auto", "no", "bf16", "fp16"):
         raise MrtlabError(f"train.mixed_precision must be auto, no, bf16 or fp16, not {cfg.mixed_precision!r}")
     if cfg.mixed_precision == "fp16" and cfg.adv:
@@ -190,7 +200,7 @@ def micro_step(acc, step_mod, distortion, teacher, disc, x, cfg: TrainConfig, st
     with acc.autocast():
         res = step_mod(x, keep_all=step <= cfg.nested_dropout_start)
         x_hat = res["x_hat"]
-        pixels = x.shape[0] * x.shape[2] * x.shape[3]
+        pixels = res["pixels"]
         loss, terms = distortion(x_hat, x)
         if "em_bits" in res:
             terms["bpp"] = res["em_bits"].float().sum() / pixels

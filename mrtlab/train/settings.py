@@ -34,6 +34,8 @@ class TrainConfig:
     seed: int = 0
     # stages and losses: loss = rate_weight·bpp + Σ weight·term
     stage: int = 1
+    latent_space: bool = False  # stage 1 in a pretrained autoencoder's latent (tokenizers/taef2_window.py)
+    latent_cache: str = ""  # folder for the training images' latents, computed once (default: out)
     init: str = ""
     decoder_noise: bool = False  # train the strengths of the noise the synthesis adds (tokenizers/conv_window.py)
     keep: list[str] = field(default_factory=list)  # stage 2: decoder tensors (fnmatch names) kept as initialised

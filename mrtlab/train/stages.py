@@ -7,6 +7,7 @@ the decoder on those fixed symbols.
 """
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import json
 from pathlib import Path
@@ -31,26 +32,33 @@ class CodecStep(nn.Module):
     (``coded_bits``). A variable-rate model keeps a random number of tokens. With
     ``decorrelate``, stage 1 also measures how alike a window's latent tokens are
     (``similarity``, on all L tokens before quantization), for the loss to push down.
+    With ``latent_space`` (a tokenizer in a pretrained autoencoder's latent, stage 1), ``x``
+    and ``x_hat`` are that latent (``train.latent_space``). ``pixels`` counts the image's
+    pixels either way, for bits per pixel.
     """
 
-    def __init__(self, codec: nn.Module, stage: int, rate_weighted: bool, decorrelate: bool = False):
+    def __init__(self, codec: nn.Module, stage: int, rate_weighted: bool, decorrelate: bool = False,
+                 latent_space: bool = False):
         super().__init__()
         if stage not in (1, 2):
             raise MrtlabError(f"train.stage must be 1 or 2, got {stage}")
         self.codec, self.stage, self.rate_weighted = codec, stage, rate_weighted
         self.decorrelate = decorrelate and stage == 1 and codec.latent_tokens > 1
         self.frozen = frozen_modules(codec) if stage == 2 else []
+        self.latent_space = latent_space
 
     def forward(self, x: torch.Tensor, keep_all: bool = False) -> dict:
         codec = self.codec
         k = codec.latent_tokens if keep_all else codec.training_tokens()
         for m in self.frozen:  # every call: a ``train()`` anywhere (validation, export) resets them
             m.eval()
-        with torch.set_grad_enabled(self.stage == 1 and torch.is_grad_enabled()):
-            y, grid = codec.encode(x)
-            q = codec.quantizer(codec.keep(y, k))
+        with (codec.tokenizer.in_latent_space() if self.latent_space else contextlib.nullcontext()):
+            with torch.set_grad_enabled(self.stage == 1 and torch.is_grad_enabled()):
+                y, grid = codec.encode(x)
+                q = codec.quantizer(codec.keep(y, k))
+            x_hat = codec.decode(q, grid)
         layout = codec.layout(grid, k)
-        out = {"x_hat": codec.decode(q, grid), "q": q, "tokens": k}
+        out = {"x_hat": x_hat, "q": q, "tokens": k, "pixels": x.shape[0] * grid.height * grid.width}
         if self.stage == 2:
             with torch.no_grad():
                 out["coded_bits"] = codec.entropy_model(q, layout)
@@ -97,17 +105,28 @@ def freeze_matching(model: nn.Module, patterns: list[str]) -> None:
             trainable[name].requires_grad_(False)
 
 
+def noise_injections(model: nn.Module) -> list[nn.Module]:
+    from ..tokenizers.conv_window import NoiseInjection
+
+    return [m for m in model.modules() if isinstance(m, NoiseInjection)]
+
+
 def draw_noise(model: nn.Module) -> None:
     """``train.decoder_noise``: the decoder's noise injections draw fresh noise at every
     training step, so that their strengths learn."""
-    from ..tokenizers.conv_window import NoiseInjection
-
-    found = [m for m in model.modules() if isinstance(m, NoiseInjection)]
+    found = noise_injections(model)
     if not found:
         raise MrtlabError("train.decoder_noise: this model's decoder adds no noise "
-                          "(the conv_window tokenizer does)")
+                          "(the conv_window and taef2_window tokenizers do)")
     for m in found:
         m.drawing = True
+
+
+def hold_noise(model: nn.Module) -> None:
+    """Without ``train.decoder_noise`` the strengths get no gradient: keep them out of the
+    optimizer, so that a checkpoint of a model without noise still resumes."""
+    for m in noise_injections(model):
+        m.strength.requires_grad_(False)
 
 
 def start_stage(model: nn.Module, cfg) -> list[str]:
@@ -117,6 +136,8 @@ def start_stage(model: nn.Module, cfg) -> list[str]:
     fresh = load_init(model, cfg.init, cfg.init_partial) if cfg.init else []
     if cfg.decoder_noise:
         draw_noise(model)
+    else:
+        hold_noise(model)
     if cfg.stage == 2:
         if not cfg.init:
             raise MrtlabError("stage 2 starts from a stage-1 model: set train.init")
