@@ -208,3 +208,19 @@ def test_weights_command_lists_and_imports_taef2(taef2_folder, tmp_path, capsys)
     assert "found" in line
     assert "(not the official download's bytes); loads into its network" in listing  # random weights
     assert "MRTLAB_WEIGHTS" not in os.environ or os.environ["MRTLAB_WEIGHTS"] != str(dest)
+
+
+def test_the_fingerprint_needs_no_autoencoder_file(taef2_weights, tmp_path, monkeypatch):
+    """The coder side is traced in the latent: a machine without the TAEF2 files still loads
+    the model and names its files' fingerprint; the same model with them gets the same one."""
+    from mrtlab.models import fingerprint
+    from mrtlab.models.sides import coder_names
+
+    with_files = fingerprint(tiny_taef2(), TAEF2_TINY)
+    monkeypatch.setenv("MRTLAB_WEIGHTS", str(tmp_path))
+    model = tiny_taef2()
+    assert fingerprint(model, TAEF2_TINY) == with_files
+    assert {"tokenizer.stem.0.weight", "tokenizer.pos_in"} <= coder_names(model)
+    assert not {n for n in coder_names(model) if n.startswith(("tokenizer.synthesis", "tokenizer.noise"))}
+    with pytest.raises(MrtlabError, match="weights not found"):
+        model(torch.rand(1, 3, 32, 32))

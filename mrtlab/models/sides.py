@@ -6,6 +6,8 @@ freezes it, the fingerprint in each file hashes it, and a decoder file holds the
 """
 from __future__ import annotations
 
+import contextlib
+
 import torch
 from torch import nn
 
@@ -20,17 +22,23 @@ def trace_size(model: nn.Module) -> int:
 def encoder_side(model: nn.Module, size: int | None = None) -> list[torch.Tensor]:
     """The parameters and floating-point buffers in the graph of ``encode`` (traced on a
     ``size``-px image, by default :func:`trace_size`), whatever their ``requires_grad``;
-    the model's modes, flags and random state are left as they were."""
+    the model's modes, flags and random state are left as they were. A tokenizer in a
+    frozen autoencoder's latent (``latent_channels``) is traced from that latent: the
+    autoencoder is not part of the model (its recipe pins its files), and a machine that
+    only decodes need not have its encoder."""
     tensors = [t for t in (*model.parameters(), *model.buffers()) if t.is_floating_point()]
     flags = [t.requires_grad for t in tensors]
     modes = [(m, m.training) for m in model.modules()]
     size = size or trace_size(model)
-    x = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(0)).to(tensors[0].device)
+    tokenizer = getattr(model, "tokenizer", None)
+    latent = getattr(tokenizer, "latent_channels", 0)   # traced in the latent of a frozen autoencoder
+    shape = (1, latent, size // tokenizer.patch, size // tokenizer.patch) if latent else (1, 3, size, size)
+    x = torch.rand(shape, generator=torch.Generator().manual_seed(0)).to(tensors[0].device)
     try:
         model.eval()
         for t in tensors:
             t.requires_grad_(True)
-        with torch.enable_grad():
+        with torch.enable_grad(), (tokenizer.in_latent_space() if latent else contextlib.nullcontext()):
             y, _ = model.encode(x)
             grads = torch.autograd.grad(y.float().sum(), tensors, allow_unused=True)
     finally:

@@ -22,6 +22,8 @@ BUNDLED_DIR = Path(str(resources.files("mrtlab.models") / "bundled"))
 BUNDLED = {
     "default": "Variable-rate MRT trained on 2 CPU cores on BSDS500; see docs/results.md",
     "cnn2d": "Its 2-D CNN-latent partner, trained the same way (the 1-D vs 2-D comparison)",
+    "taef2": "MRT in the latent of the frozen pretrained TAEF2 autoencoder, decoded by its GAN-trained "
+             "decoder (needs the TAEF2 weights: mrtlab weights); see docs/results.md",
 }
 DEFAULT_MODEL = "default"
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -36,11 +36,10 @@ from .conv_window import NoiseInjection, ResBlock
 
 @functools.lru_cache(maxsize=4)
 def _sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    """The file's sha256, once per path (checked at every use of the autoencoder)."""
+    from ..eval.weights import sha256
+
+    return sha256(Path(path))
 
 
 @functools.lru_cache(maxsize=2)
@@ -64,6 +63,7 @@ class TAEF2WindowTokenizer(Tokenizer):
             file is refused in one line (empty: not checked).
     """
     patch = taef2.SCALE
+    latent_channels = taef2.CHANNELS   # what ``latent_io`` reads and writes
 
     def __init__(self, dim: int, window: int = 4, blocks: int = 2, weights: str = "",
                  encoder_sha256: str = "", decoder_sha256: str = ""):
