@@ -29,19 +29,19 @@ from PIL import Image
 
 from mrtlab.cli import main
 from mrtlab.eval.metrics import psnr
+from mrtlab.tokenizers import taef2
 
 DATA = Path(__file__).resolve().parent / "data"
 SHARED_WEIGHTS = Path(__file__).resolve().parents[2] / "shared" / "weights"
-MODELS = ["default", "cnn2d", "taef2"]
+MODELS = ["default", "cnn2d", pytest.param("taef2", marks=pytest.mark.skipif(
+    not taef2.path("decoder", str(SHARED_WEIGHTS)).is_file(),
+    reason="the TAEF2 weights are not on this machine (../shared/weights/taef2)"))]
 
 
 @pytest.fixture(autouse=True)
-def taef2_weights(request, monkeypatch):
-    """The taef2 model decodes through the TAEF2 files; skip where they are not."""
-    if request.node.callspec.params.get("model") == "taef2":
-        if not (SHARED_WEIGHTS / "taef2" / "taef2_decoder.pth").is_file():
-            pytest.skip("the TAEF2 weights are not on this machine (../shared/weights/taef2)")
-        monkeypatch.setenv("MRTLAB_WEIGHTS", str(SHARED_WEIGHTS))
+def shared_weights(monkeypatch):
+    """The taef2 model decodes through the TAEF2 files of the shared folder."""
+    monkeypatch.setenv("MRTLAB_WEIGHTS", str(SHARED_WEIGHTS))
 
 
 @pytest.mark.parametrize("model", MODELS)

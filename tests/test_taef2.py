@@ -58,7 +58,7 @@ def test_networks_have_the_layout_of_the_published_files(taef2_folder):
     assert z.shape == (1, 32, 5, 7) and taef2.decoder()(z).shape == (1, 3, 40, 56)
 
 
-@pytest.mark.skipif(not (SHARED / "taef2" / "taef2_decoder.pth").is_file(),
+@pytest.mark.skipif(not taef2.path("decoder", str(SHARED)).is_file(),
                     reason="the TAEF2 weights are not on this machine (../shared/weights/taef2)")
 def test_real_weights_reconstruct_a_photo():
     """The published weights load strictly and round-trip skimage's astronaut at about the
