@@ -3,6 +3,7 @@ weights."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -18,7 +19,9 @@ def fail(msg: str) -> None:
 
 def output_path(src: Path, out: str | None, suffix: str, many: bool) -> Path:
     """``-o`` is a folder, or (for a single input) a file name with the right suffix."""
-    if out and not many and Path(out).suffix.lower() == suffix:
+    if out and Path(out).suffix.lower() == suffix and not Path(out).is_dir():
+        if many:
+            raise MrtlabError(f"-o {out} names one file, but several inputs were given: give a folder")
         return Path(out)
     folder = Path(out) if out else Path(".")
     if folder.exists() and not folder.is_dir():
@@ -26,34 +29,55 @@ def output_path(src: Path, out: str | None, suffix: str, many: bool) -> Path:
     return folder / (src.stem + suffix)
 
 
-def each(paths, action) -> int:
-    """Run ``action`` on every input; a bad input is reported and the rest still run."""
-    status = 0
-    for p in paths:
+def plan_outputs(inputs: list[str], out: str | None, suffix: str, force: bool) -> list[tuple[Path, Path]]:
+    """Every (input, output) pair, checked before any work: two inputs never share an
+    output, and no output is one of the inputs (not even with ``--force``)."""
+    from .files import same_file
+
+    many = len(inputs) > 1
+    pairs = [(Path(p), output_path(Path(p), out, suffix, many)) for p in inputs]
+    seen: dict[Path, Path] = {}
+    for src, dst in pairs:
+        key = dst.absolute()
+        if key in seen:
+            raise MrtlabError(f"{seen[key]} and {src} would both be written to {dst}; "
+                              "rename one or compress them into different folders")
+        seen[key] = src
+        if any(same_file(dst, p) for p in inputs):
+            raise MrtlabError(f"output {dst} is one of the inputs; it is never overwritten")
+    return pairs
+
+
+def each(items, action, what: str = "files") -> int:
+    """Run ``action`` on every item; a failure is one line and the rest still run. A batch
+    ends with the count of failures; the exit status is 1 if any failed."""
+    failed = 0
+    for item in items:
         try:
-            action(Path(p))
+            action(*item) if isinstance(item, tuple) else action(Path(item))
         except MrtlabError as e:
             fail(str(e))
-            status = 1
-    return status
+            failed += 1
+    if failed and len(items) > 1:
+        fail(f"{failed} of {len(items)} {what} failed")
+    return 1 if failed else 0
 
 
 def cmd_compress(args) -> int:
     from .codec import encode, encode_at_bpp, load_rgb
     from .codec.codec import check_rate_control
-    from .codec.image_io import check_writable
-    from .models import load_model
+    from .files import check_writable, write_atomic
+    from .zoo import load_model
 
-    model = load_model(args.model)
+    pairs = plan_outputs(args.images, args.output, SUFFIX, args.force)
+    model = load_model(args.model, weights=args.weights)
     if args.tokens is not None:       # checked once, not once per image
         model.check_tokens(args.tokens)
     if args.bpp is not None:
         check_rate_control(model, args.bpp)
-    many = len(args.images) > 1
 
-    def one(src: Path):
-        dst = output_path(src, args.output, SUFFIX, many)
-        check_writable(dst, args.force)
+    def one(src: Path, dst: Path):
+        check_writable(dst, args.force)   # before the encode, and again when written
         rgb, notice = load_rgb(src)
         if notice:
             print(f"{src}: note: {notice}", file=sys.stderr)
@@ -64,44 +88,46 @@ def cmd_compress(args) -> int:
                       "coded with 1 token per window", file=sys.stderr)
         else:
             enc = encode(model, rgb, args.tokens)
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        dst.write_bytes(enc.data)
+        write_atomic(dst, enc.data, args.force)
         h, w = rgb.shape[:2]
         print(f"{src} -> {dst}  {w}x{h}  {enc.bytes} bytes  {8 * enc.bytes / (h * w):.4f} bpp "
               f"(estimated {enc.estimated_bits / (h * w):.4f})  {enc.seconds:.2f} s")
 
-    return each(args.images, one)
+    return each(pairs, one, "images")
 
 
 def cmd_decompress(args) -> int:
     import time
 
     from .codec import decode, read_header, save_png
-    from .codec.image_io import check_writable
-    from .models import load_model
+    from .files import check_writable
+    from .zoo import load_model
 
-    many = len(args.files) > 1
+    pairs = plan_outputs(args.files, args.output, ".png", args.force)
     if args.model:  # a bad model or decoder name: one line, before any file
-        load_model(args.model, args.decoder)
+        load_model(args.model, args.decoder, weights=args.weights)
 
-    def one(src: Path):
-        dst = output_path(src, args.output, ".png", many)
+    def one(src: Path, dst: Path):
         check_writable(dst, args.force)
         data = read_bytes(src)
-        header = read_header(data)
-        model = load_model(args.model or bundled_for(header.fingerprint), args.decoder)
-        t0 = time.perf_counter()
-        rgb, _ = decode(model, data)
+        try:
+            header = read_header(data)
+            model = load_model(args.model or bundled_for(header.fingerprint), args.decoder,
+                               weights=args.weights)
+            t0 = time.perf_counter()
+            rgb, _ = decode(model, data)
+        except MrtlabError as e:
+            raise MrtlabError(f"{src}: {e}") from None
         save_png(rgb, dst, force=args.force)
         print(f"{src} -> {dst}  {header.width}x{header.height}  decoder {model.decoder_name}  "
               f"{time.perf_counter() - t0:.2f} s")
 
-    return each(args.files, one)
+    return each(pairs, one)
 
 
 def bundled_for(fp: bytes) -> str:
     """The bundled model that wrote a file, found by its fingerprint."""
-    from .models.zoo import bundled_reader
+    from .zoo.catalog import bundled_reader
 
     name = bundled_reader(fp)
     if name is None:
@@ -111,26 +137,30 @@ def bundled_for(fp: bytes) -> str:
 
 
 def read_bytes(path: Path) -> bytes:
-    if not path.exists():
-        raise MrtlabError(f"{path}: no such file")
-    if path.is_dir():
-        raise MrtlabError(f"{path}: is a folder, not an .mrt file")
+    """The whole of a regular file (a FIFO or a device would block), or one line."""
+    import stat
+
     try:
-        data = path.read_bytes()
+        mode = path.stat().st_mode
+        if stat.S_ISDIR(mode):
+            raise MrtlabError(f"{path}: is a folder, not an .mrt file")
+        if not stat.S_ISREG(mode):
+            raise MrtlabError(f"{path}: not a regular file")
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise MrtlabError(f"{path}: no such file") from None
     except OSError as e:
         raise MrtlabError(f"{path}: cannot read ({e.strerror})") from None
-    return data
 
 
 def cmd_info(args) -> int:
-    from .codec import HEADER_BYTES, read_header
-    from .models import list_decoders
-    from .models.zoo import bundled_reader
+    from .codec.container import HEADER_BYTES, unpack
+    from .zoo.catalog import bundled_reader, list_decoders
 
     def one(src: Path):
         data = read_bytes(src)
         try:
-            h = read_header(data)
+            h, _ = unpack(data)
         except MrtlabError as e:
             raise MrtlabError(f"{src}: {e}") from None
         name = bundled_reader(h.fingerprint)
@@ -145,8 +175,8 @@ def cmd_info(args) -> int:
 
 
 def cmd_models(args) -> int:
-    from .models import BUNDLED, list_decoders, load_model
-    from .models.zoo import model_files, trained_of
+    from .zoo import catalog, list_decoders, load_model
+    from .zoo.model_files import model_files, trained_of
 
     def decoder(name: str, decoder: str) -> str:
         try:
@@ -154,7 +184,7 @@ def cmd_models(args) -> int:
         except MrtlabError:  # a stale or damaged decoder file: the model itself still works
             return f"{decoder} (unusable: mrtlab decompress --decoder {decoder} says why)"
 
-    for name, text in BUNDLED.items():
+    for name, text in catalog.BUNDLED.items():
         try:
             model = load_model(name)
         except MrtlabError as e:
@@ -187,7 +217,7 @@ def cmd_train(argv: list[str]) -> int:
 def cmd_bench(args) -> int:
     import json
 
-    from .codec.image_io import check_writable
+    from .files import check_writable, write_atomic
 
     if args.json:
         check_writable(Path(args.json), args.force)
@@ -196,8 +226,10 @@ def cmd_bench(args) -> int:
         print(line, file=sys.stderr, flush=True)
     if args.what == "codec":
         from .bench import codec as bench
+        if not args.data:
+            raise MrtlabError("bench codec needs --data FOLDER (e.g. the Kodak images)")
         rows = bench.run(args.model, args.data, args.limit, args.threads,
-                         args.compressai_python, not args.no_compressai, progress)
+                         args.compressai_python, not args.no_compressai, progress, args.weights)
         print(bench.table(rows))
     if args.what == "train":
         from .bench import train as bench
@@ -219,8 +251,7 @@ def cmd_bench(args) -> int:
                          ops_T=args.ops_T, progress=progress)
         print(bench.table(rows))
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(rows, indent=1))
+        write_atomic(args.json, json.dumps(rows, indent=1), force=True)  # checked before the run
         print(f"results: {args.json}")
     return 0
 
@@ -237,7 +268,7 @@ def number_list(text: str, kind, option: str) -> list:
 
 
 def cmd_eval(args) -> int:
-    from .codec.image_io import check_writable
+    from .files import check_writable
     from .errors import need
     from .eval import run
     from .eval.baselines import PillowCodec
@@ -262,12 +293,12 @@ def cmd_eval(args) -> int:
             raise MrtlabError("--decoder picks a model's decoder; a baseline has none")
         codec = PillowCodec(args.baseline, number_list(args.bpp, float, "--bpp") if args.bpp else [])
     else:
-        from .models import load_model
+        from .zoo import load_model
 
         if args.bpp:
             raise MrtlabError("--bpp sets the targets of a baseline (--baseline jpeg|webp)")
         tokens = number_list(args.tokens, int, "--tokens") if args.tokens else None
-        codec = run.ModelCodec(load_model(args.model, args.decoder), tokens)
+        codec = run.ModelCodec(load_model(args.model, args.decoder, weights=args.weights), tokens)
     report = None
     if args.report:
         from .eval.report import Report
@@ -308,7 +339,7 @@ def cmd_bdrate(args) -> int:
 
 
 def cmd_plot(args) -> int:
-    from .codec.image_io import check_writable
+    from .files import check_writable
     from .eval.curves import load, reference_curves
     from .eval.plot import plot
 
@@ -329,7 +360,7 @@ DECODER_HELP = ("which decoder of the model reads the file: a model's coder side
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="mrtlab", description=__doc__)
+    p = Parser(prog="mrtlab", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
     c = sub.add_parser("compress", help="images → .mrt files")
     c.add_argument("images", nargs="+")
@@ -373,7 +404,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="T of the chunked-vs-recurrent op comparison (0: skip)")
     b.add_argument("-m", "--model", help="codec: model to time, or several separated by commas "
                    "(e.g. default,taef2; default: the bundled default)")
-    b.add_argument("--data", default="../shared/data/kodak", help="codec: image folder (default: %(default)s)")
+    b.add_argument("--data", help="codec: the folder of images to time (e.g. the 24 Kodak images)")
     b.add_argument("--limit", type=int, help="codec: only the first N images")
     b.add_argument("--threads", type=int, default=2, help="codec: torch threads (both codecs)")
     b.add_argument("--compressai-python", help="codec: interpreter with compressai installed "
@@ -441,7 +472,7 @@ def add_weights_parser(sub) -> None:
 
 def cmd_weights(args) -> int:
     """Lists, imports (after checking that the tensors load) or downloads the backbones."""
-    from .eval import weights as W
+    from .pretrained import weights as W
 
     if args.action == "list":
         print("\n".join(W.status(args.weights)))
@@ -462,21 +493,37 @@ def cmd_weights(args) -> int:
         n.name, args.weights, args.force, args.mirror, progress=sys.stderr.isatty()))))
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with option errors as one line (``mrtlab: error: …``, exit 2), not a usage block."""
+
+    def error(self, message: str):
+        raise OptionError(f"{message} (see: {self.prog} --help)")
+
+
+class OptionError(MrtlabError):
+    """A command-line option that cannot be parsed: exit status 2, as argparse's."""
+
+
+def _terminated(signum, frame):
+    raise SystemExit(143)  # unwinds: temporary files are removed, no partial output is left
+
+
 def main(argv: list[str] | None = None) -> int:
+    import signal
+
     argv = sys.argv[1:] if argv is None else argv
-    weights_env = os.environ.get("MRTLAB_WEIGHTS")
+    with contextlib.suppress(ValueError):  # ValueError: not the main thread (a caller's own)
+        signal.signal(signal.SIGTERM, _terminated)
     try:
         if argv[:1] == ["train"]:
             return cmd_train(argv[1:])
         args = build_parser().parse_args(argv)
-        if getattr(args, "weights", None):  # one folder for every pretrained file the command reads
-            os.environ["MRTLAB_WEIGHTS"] = args.weights
         return {"compress": cmd_compress, "decompress": cmd_decompress, "info": cmd_info,
                 "models": cmd_models, "bench": cmd_bench, "eval": cmd_eval, "bdrate": cmd_bdrate,
                 "plot": cmd_plot, "weights": cmd_weights}[args.command](args)
     except MrtlabError as e:
         fail(str(e))
-        return 1
+        return 2 if isinstance(e, OptionError) else 1
     except KeyboardInterrupt:
         fail("interrupted")
         return 130
@@ -487,10 +534,6 @@ def main(argv: list[str] | None = None) -> int:
         return 70
     finally:
         end_process_group()
-        if weights_env is None:  # --weights held for this command only
-            os.environ.pop("MRTLAB_WEIGHTS", None)
-        else:
-            os.environ["MRTLAB_WEIGHTS"] = weights_env
 
 
 def end_process_group() -> None:

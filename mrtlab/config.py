@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import importlib
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -25,11 +26,73 @@ from .registry import ARCHITECTURES, class_path, resolve_short_names
 os.environ.setdefault("JSONARGPARSE_DEPRECATION_WARNINGS", "off")
 
 
+@dataclass
+class TrainConfig:
+    """Training settings; docs/training.md explains each one.
+
+    ``batch_size`` is per process and micro-batch: one optimizer step sees
+    ``batch_size × grad_accum × processes`` crops. ``steps`` counts optimizer steps.
+    """
+    # data
+    data: str | list[str] = ""   # a folder or a list of folders (required)
+    crop: int = 256
+    batch_size: int = 8
+    workers: int = 0
+    val_data: str = ""
+    val_every: int = 0
+    val_images: int = 8
+    # optimisation
+    steps: int = 6000
+    cpu_budget: float = 0.0  # process CPU seconds after which the run ends (0: none)
+    lr: float = 6e-4
+    warmup: int = 300
+    weight_decay: float = 0.01
+    grad_accum: int = 1
+    grad_clip: float = 1.0
+    ema: float = 0.0
+    mixed_precision: str = "auto"  # bf16 where the device runs it fast (train/precision.py)
+    channels_last: bool = True  # convolutions in channels-last memory (1.10× the default recipe's crops/s)
+    seed: int = 0
+    # stages and losses: loss = rate_weight·bpp + Σ weight·term
+    stage: int = 1
+    latent_space: bool = False  # stage 1 in a pretrained autoencoder's latent (tokenizers/taef2_window.py)
+    latent_cache: str = ""  # folder for the training images' latents, computed once (default: out)
+    init: str = ""
+    decoder_noise: bool = False  # train the strengths of the noise the synthesis adds (tokenizers/conv_window.py)
+    keep: list[str] = field(default_factory=list)  # stage 2: decoder tensors (fnmatch names) kept as initialised
+    init_partial: bool = False  # stage 1: load only the tensors of ``init`` that fit (warm start)
+    init_step: int = 0  # a lost run's step at which ``init`` was exported: the schedule goes on from there
+    init_cpu_s: float = 0.0  # and the process CPU seconds it had spent (counts towards ``cpu_budget``)
+    rate_weight: float = 0.0
+    rate_warmup: int = 0  # steps over which the rate weight grows linearly from 0
+    nested_dropout_start: int = 0  # steps during which a variable-rate model keeps all L tokens
+    token_decorrelation: float = 0.0  # weight of the latent tokens' likeness (losses.token_similarity)
+    mse: float = 1.0
+    msssim: float = 0.0
+    lpips: float = 0.0
+    dists: float = 0.0
+    window_pattern: float = 0.0  # weight of the error repeated in every window (losses.window_pattern)
+    phase_pattern: float = 0.0  # weight of a fine mesh in the error, window by window (losses.phase_pattern)
+    phase_period: int = 4  # its period in pixels (4: the phases of the last two ×2 pixel-shuffles; 8: all three)
+    perceptual_weights: str = ""
+    adv: float = 0.0
+    adv_start: int = 0
+    disc_lr: float = 2e-4
+    disc_width: int = 64
+    teacher: str = ""
+    align: float = 0.0
+    # output
+    out: str = "runs/model"
+    force: bool = False  # a fresh run may overwrite the log and model of another run in ``out``
+    save_every: int = 200
+    log_every: int = 10
+    tensorboard: bool = True
+
+
+
 def recipe_parser(model_class: type = MRT, prog: str = "mrtlab") -> ArgumentParser:
     """``model:`` holds ``model_class``'s arguments (its ``class_path`` is handled apart,
     so a recipe without one is an MRT recipe)."""
-    from .train.settings import TrainConfig
-
     parser = ArgumentParser(prog=prog, exit_on_error=False)
     parser.add_argument("--config", action=ActionConfigFile, help="recipe YAML")
     parser.add_class_arguments(model_class, "model")
@@ -74,8 +137,7 @@ def merge(base: dict, over: dict) -> dict:
 
 
 def expand_model_section(section: dict) -> dict:
-    """A model section with its ``architecture`` spelled out and short names resolved;
-    arguments saved under an earlier name get their present one."""
+    """A model section with its ``architecture`` spelled out and short names resolved."""
     section = resolve_short_names({"model": section})["model"]
     name = section.pop("architecture", None)
     if name is not None:
@@ -83,11 +145,6 @@ def expand_model_section(section: dict) -> dict:
             raise MrtlabError(f"unknown architecture {name!r}; known: {', '.join(sorted(ARCHITECTURES))}")
         base = resolve_short_names({"model": ARCHITECTURES[name]["section"]})["model"]
         section = merge(base, section)
-    renamed = model_class(section.get("class_path")).renamed_arguments
-    for args in (section, section.get("init_args") or {}):
-        for old, new in renamed.items():
-            if old in args and new not in args:
-                args[new] = args.pop(old)
     return section
 
 

@@ -64,7 +64,7 @@ def make_tiny(seed=0):
     import torch
 
     from mrtlab import create_model
-    from mrtlab.models import identify
+    from mrtlab.zoo import identify
 
     torch.manual_seed(seed)
     model = create_model("mrt_tiny")
@@ -97,3 +97,32 @@ def one_error_line(err: str) -> str:
     assert len(lines) == 1 and lines[0].startswith("mrtlab: error: "), err
     assert "Traceback" not in err
     return lines[0]
+
+
+def traced_encoder_side(model, size: int | None = None) -> set[str]:
+    """The reference for every model's declared coder side (``coder_modules``): the state-dict
+    names of the floating-point tensors in the autograd graph of ``encode``, traced on a
+    ``size``-px image (default: 2×2 windows; on one window RWKV-6's decay weights would have
+    no effect). A tokenizer in a frozen autoencoder's latent is traced from that latent."""
+    import contextlib
+
+    import torch
+
+    tokenizer = getattr(model, "tokenizer", None)
+    latent = getattr(tokenizer, "latent_channels", 0)
+    size = size or 2 * model.grid(1, 1).window_px
+    shape = (1, latent, size // tokenizer.patch, size // tokenizer.patch) if latent else (1, 3, size, size)
+    x = torch.rand(shape, generator=torch.Generator().manual_seed(0))
+    named = {n: t for n, t in model.state_dict(keep_vars=True).items() if t.is_floating_point()}
+    flags = {n: t.requires_grad for n, t in named.items()}
+    try:
+        model.eval()
+        for t in named.values():
+            t.requires_grad_(True)
+        with torch.enable_grad(), (tokenizer.in_latent_space() if latent else contextlib.nullcontext()):
+            y, _ = model.encode(x)
+            grads = torch.autograd.grad(y.float().sum(), list(named.values()), allow_unused=True)
+    finally:
+        for n, t in named.items():
+            t.requires_grad_(flags[n])
+    return {n for n, g in zip(named, grads) if g is not None}

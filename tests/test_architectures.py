@@ -7,7 +7,7 @@ import yaml
 import mrtlab
 from mrtlab.config import build_model, expand_model_section
 from mrtlab.models import MRT, CodecModel
-from mrtlab.models.zoo import BUNDLED_DIR
+from mrtlab.zoo.catalog import BUNDLED_DIR
 from mrtlab.registry import REGISTRIES, register
 
 

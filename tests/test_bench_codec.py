@@ -13,7 +13,7 @@ from mrtlab.cli import main
 from mrtlab.codec import HEADER_BYTES
 from mrtlab.config import build_model
 from mrtlab.errors import MrtlabError
-from mrtlab.models import save_model
+from mrtlab.zoo import save_model
 
 from .helpers import TINY_RCM, noise_image, one_error_line, run
 

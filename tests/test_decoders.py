@@ -12,10 +12,10 @@ from safetensors.torch import load_file, save_file
 from mrtlab import create_model
 from mrtlab.codec import decode, encode
 from mrtlab.errors import MrtlabError
-from mrtlab.models import identify, list_decoders, load_model, save_model, write_decoder, zoo
-from mrtlab.models.sides import coder_names, decoder_names, encoder_side, trace_size
+from mrtlab.zoo import catalog, identify, list_decoders, load_model, model_files as zoo, save_model, write_decoder
+from mrtlab.models.sides import coder_names, decoder_names
 
-from .helpers import TINY, make_tiny, one_error_line, run, smooth_image
+from .helpers import TINY, make_tiny, one_error_line, run, smooth_image, traced_encoder_side
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,32 +48,24 @@ def base(tmp_path):
     {"architecture": "cnn2d", "channels": 8},
     {"architecture": "cnn2d", "channels": 8, "tokenizer": {"class_path": "conv_window", "init_args": {
         "patch": 4, "window": 4, "widths": [8], "blocks": [0, 1]}}},
+    dict(TINY, global_mixer={"class_path": "identity"}, latent_start="regions", latent_skip=4, per_token_heads=True),
+    *({"architecture": name} for name in ("mrt_small", "mrt_patchwise", "mrt_default", "mrt_taef2", "mrt_paper",
+                                          "cnn2d_paper")),
 ])
-def test_the_coder_side_is_found_on_2x2_windows(section):
-    """What the trace finds on 2×2 windows is what it finds on a larger image (on one window,
-    RWKV-6's decay weights would be missed); frozen weights count as much as trained ones."""
+def test_each_model_declares_its_coder_side_as_the_trace_of_encode_finds_it(section):
+    """``coder_modules`` (each model and tokenizer declares its encoder side) names exactly the
+    tensors ``encode`` depends on, as a trace finds them on 2×2 windows and on a larger image
+    (on one window, RWKV-6's decay weights would be missed)."""
     from mrtlab.config import build_model
 
     model = build_model(section)
-    model.requires_grad_(False)
-    small, large = encoder_side(model), encoder_side(model, 3 * trace_size(model))
-    assert {id(t) for t in small} == {id(t) for t in large}
-    assert not any(p.requires_grad for p in model.parameters())
     coder, decoder = coder_names(model), decoder_names(model)
+    traced = traced_encoder_side(model)
+    assert traced == traced_encoder_side(model, 3 * 2 * model.grid(1, 1).window_px)
+    assert {n for n in coder if not n.startswith(("quantizer", "entropy_model"))} == traced
     assert coder | decoder == set(model.state_dict()) and not coder & decoder
     assert {n for n in model.state_dict() if n.startswith("entropy_model.")} <= coder
     assert decoder and all(not n.startswith(("encoder.", "analysis.")) for n in decoder)
-
-
-def test_tracing_leaves_modes_and_random_state_alone():
-    model = create_model("mrt_tiny").train()
-    model.entropy_model.eval()
-    torch.manual_seed(0)
-    expect = torch.rand(3)
-    torch.manual_seed(0)
-    encoder_side(model)
-    assert torch.equal(torch.rand(3), expect)
-    assert model.training and model.decoder.training and not model.entropy_model.training
 
 
 def test_the_fingerprint_ignores_the_decoder_and_sees_the_coder(tmp_path):
@@ -184,8 +176,8 @@ def test_decompress_help_names_the_default_decoder(capsys):
 @pytest.fixture
 def bundled(tmp_path, monkeypatch):
     """A bundled folder in tmp_path whose ``default`` is the tiny model."""
-    monkeypatch.setattr(zoo, "BUNDLED_DIR", tmp_path / "bundled")
-    monkeypatch.setattr(zoo, "BUNDLED", {"default": "the tiny model"})
+    monkeypatch.setattr(catalog, "BUNDLED_DIR", tmp_path / "bundled")
+    monkeypatch.setattr(catalog, "BUNDLED", {"default": "the tiny model"})
     zoo._load_model.cache_clear()
     save_model(make_tiny(1), TINY, tmp_path / "bundled" / "default", half=True)
     yield tmp_path / "bundled"

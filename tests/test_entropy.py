@@ -189,7 +189,7 @@ def test_mrt_codec_round_trip_with_each_entropy_model(name, quantizer, dist):
     from .helpers import TINY
     from mrtlab.codec import codec
     from mrtlab.config import build_model
-    from mrtlab.models import identify
+    from mrtlab.zoo import identify
 
     cfg = dict(TINY, entropy_model={"class_path": name, "init_args": {
         "dim": 16, "max_slots": 2, "distribution": dist}})

@@ -81,7 +81,7 @@ def variable_rate_model_file(tmp_path_factory):
     import torch
 
     from mrtlab.config import build_model
-    from mrtlab.models import save_model
+    from mrtlab.zoo import save_model
 
     from .helpers import TINY
     cfg = dict(TINY, nested_dropout=True, latent_tokens=3)

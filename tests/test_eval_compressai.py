@@ -26,7 +26,7 @@ def vgg_weights(tmp_path_factory):
     import torch
     import torchvision
 
-    from mrtlab.eval.weights import FILES
+    from mrtlab.pretrained.weights import FILES
 
     folder = tmp_path_factory.mktemp("weights")
     torch.manual_seed(0)

@@ -14,7 +14,7 @@ from mrtlab.cli import main
 from mrtlab.errors import MrtlabError
 from mrtlab.eval import fid as F
 from mrtlab.eval import metrics as M
-from mrtlab.eval import weights as W
+from mrtlab.pretrained import weights as W
 
 from .helpers import noise_image
 

@@ -14,7 +14,7 @@ from PIL import Image
 from mrtlab.errors import MrtlabError
 from mrtlab.eval import fid as F
 from mrtlab.eval import metrics as M
-from mrtlab.eval import weights as W
+from mrtlab.pretrained import weights as W
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "weights"  # beside the project's root
 needs_shared = pytest.mark.skipif(

@@ -29,7 +29,7 @@ from PIL import Image
 
 from mrtlab.cli import main
 from mrtlab.eval.metrics import psnr
-from mrtlab.tokenizers import taef2
+from mrtlab.pretrained import taef2
 
 DATA = Path(__file__).resolve().parent / "data"
 SHARED_WEIGHTS = Path(__file__).resolve().parents[2] / "shared" / "weights"
@@ -62,7 +62,7 @@ def test_golden_file_decodes_to_the_same_pixels(model, tmp_path):
 @pytest.mark.parametrize("model", MODELS)
 def test_every_bundled_decoder_reads_the_golden_file(model, tmp_path, capsys):
     """One file, every decoder the model ships with (default: fidelity and realism)."""
-    from mrtlab.models import list_decoders
+    from mrtlab.zoo import list_decoders
 
     golden = DATA / f"astronaut_64x96_{model}_tokens1.mrt"
     for decoder in list_decoders(model):

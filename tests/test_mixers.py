@@ -149,30 +149,3 @@ def test_attention_dispatches_to_xformers(monkeypatch):
     out = ops_attention.attention(q, k, v, causal=True)
     sdpa = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
     assert rel(out, sdpa) <= 1e-5
-
-
-def test_weights_saved_under_old_module_names_load(tmp_path):
-    """The attention mixer and transformer_ar share the Transformer block now: weights saved
-    under their former module names load into it (models/zoo.py's RENAMED)."""
-    from safetensors.torch import save_file
-
-    from mrtlab.entropy import TransformerAR
-    from mrtlab.models.zoo import load_weights
-
-    old_names = {"block.norm1.": "norm.", "block.qkv.": "qkv.", "block.proj.": "out.",
-                 "norm1.": "ln1.", "norm2.": "ln2.", "proj.": "out."}
-    attention = lookup("global_mixer", "attention")
-    for new_model, old_model in ((attention(32), attention(32)),
-                                 (TransformerAR([5, 5], dim=16), TransformerAR([5, 5], dim=16))):
-        state = {}
-        for name, t in old_model.state_dict().items():
-            for new, old in old_names.items():
-                if f".{new}" in f".{name}":
-                    name = f".{name}".replace(f".{new}", f".{old}", 1)[1:]
-                    break
-            state[name] = t.clone()
-        assert set(state) != set(old_model.state_dict())
-        save_file(state, str(tmp_path / "old.safetensors"))
-        load_weights(new_model, tmp_path / "old.safetensors")
-        for name, t in old_model.state_dict().items():
-            assert torch.equal(new_model.state_dict()[name], t), name

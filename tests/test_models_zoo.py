@@ -6,7 +6,7 @@ import torch
 from mrtlab import create_model
 from mrtlab.codec import codec
 from mrtlab.errors import MrtlabError
-from mrtlab.models import load_model, save_model
+from mrtlab.zoo import load_model, save_model
 
 from .helpers import TINY, make_tiny
 
@@ -34,20 +34,6 @@ def test_a_tensor_of_another_shape_is_named(tmp_path):
             "file, [2, 32] in the model)") in str(e.value)
 
 
-def test_weights_saved_under_earlier_parameter_names_load(tmp_path):
-    from safetensors.torch import save_file
-
-    model = create_model("cnn2d")
-    state = {("dropped" if k == "dropped_token" else k): v for k, v in model.state_dict().items()}
-    save_file(state, str(tmp_path / "old.safetensors"))
-    (tmp_path / "old.yaml").write_text("model:\n  architecture: cnn2d\n")
-    loaded = load_model(str(tmp_path / "old.safetensors"))
-    assert torch.equal(loaded.dropped_token, model.dropped_token)
-    fresh = create_model("cnn2d")
-    fresh.load_state_dict(state)  # any load_state_dict (checkpoints too) takes the old name
-    assert torch.equal(fresh.dropped_token, model.dropped_token)
-
-
 def test_fewer_tokens_on_a_fixed_rate_model_is_a_one_line_error(tiny_model):
     with pytest.raises(MrtlabError, match="fixed rate"):
         tiny_model(torch.rand(1, 3, 16, 16), tokens=1)
@@ -66,7 +52,7 @@ def test_a_bug_in_decoding_is_not_reported_as_a_damaged_payload(tiny_model, monk
 def test_a_half_file_keeps_its_fingerprint_when_its_tables_are_rebuilt(tmp_path):
     """Its coding tables are those of its float16 weights: stage 2 from a bundled model
     rebuilds them at export and must find the same (else its files would be refused)."""
-    from mrtlab.models import identify
+    from mrtlab.zoo import identify
 
     model = load_model(str(save_model(make_tiny(2), TINY, tmp_path / "half", half=True)))
     fingerprint = model.fingerprint

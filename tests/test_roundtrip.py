@@ -5,7 +5,7 @@ import torch
 
 from mrtlab.codec import decode, encode, pack, unpack
 from mrtlab.codec.container import Header
-from mrtlab.models import load_model
+from mrtlab.zoo import load_model
 
 from .helpers import noise_image, smooth_image
 
@@ -65,7 +65,7 @@ def test_bundled_model_astronaut_rate(astronaut_png):
 
 def variable_rate_model(**overrides):
     from mrtlab.config import build_model
-    from mrtlab.models import identify
+    from mrtlab.zoo import identify
 
     from .helpers import TINY
     cfg = dict(TINY, nested_dropout=True, latent_tokens=3,
@@ -113,8 +113,8 @@ def test_fixed_rate_model_refuses_fewer_tokens(tiny_model):
 
 
 def test_model_saved_in_half_precision_loads_and_codes(tmp_path):
-    from mrtlab.models import save_model
-    from mrtlab.models.zoo import load_model
+    from mrtlab.zoo import save_model
+    from mrtlab.zoo.model_files import load_model
 
     from .helpers import TINY, make_tiny
     model = make_tiny(3)

@@ -60,7 +60,7 @@ def test_a_model_with_the_convolutional_tokenizer_round_trips():
     torch.manual_seed(0)
     model = build_model(cfg)
     model.update()
-    from mrtlab.models import identify
+    from mrtlab.zoo import identify
     model = identify(model, cfg, "tiny-conv")
     rgb = np.random.default_rng(0).integers(0, 256, (20, 36, 3), dtype=np.uint8)
     enc = encode(model, rgb)
@@ -82,7 +82,7 @@ def test_the_2d_baseline_shares_the_stem_and_synthesis():
     torch.manual_seed(0)
     model = build_model(cfg)
     model.update()
-    from mrtlab.models import identify
+    from mrtlab.zoo import identify
     model = identify(model, cfg, "tiny-2d")
     assert model.grid(20, 36).windows_h == 2 and model.grid(20, 36).windows_w == 3
     assert model.periods() == {"cell": 16, "patch": 4}
@@ -125,7 +125,7 @@ def test_the_synthesis_noise_is_off_until_trained_and_then_the_same_at_every_dec
     decode as without noise; trained strengths draw the same noise at every decode."""
     from safetensors.torch import load_file, save_file
 
-    from mrtlab.models import load_model, save_model
+    from mrtlab.zoo import load_model, save_model
 
     torch.manual_seed(0)
     model = build_model(dict(TINY, tokenizer=CONV))

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from mrtlab.config import build_model
-from mrtlab.models import identify, save_model
+from mrtlab.zoo import identify, save_model
 
 from .helpers import TINY, image_folder
 

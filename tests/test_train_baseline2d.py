@@ -10,7 +10,7 @@ from mrtlab.cli import main
 from mrtlab.codec import decode, encode
 from mrtlab.config import build_model, load_recipe, parse
 from mrtlab.entropy import Layout
-from mrtlab.models import identify, load_model, save_model
+from mrtlab.zoo import identify, load_model, save_model
 from mrtlab.models.baseline2d import Baseline2D
 
 from .helpers import smooth_image
@@ -82,7 +82,7 @@ def test_recipe_is_cpu_sized_and_comparable_to_mrt():
 def test_variable_rate_baseline_codes_every_prefix_of_slots():
     from mrtlab.codec import codec
     from mrtlab.config import build_model
-    from mrtlab.models import identify
+    from mrtlab.zoo import identify
 
     cfg = {"class_path": "baseline2d", "channels": 16, "downsample": 16, "latent_tokens": 3,
            "nested_dropout": True,

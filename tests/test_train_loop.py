@@ -10,13 +10,12 @@ from mrtlab.cli import main
 from mrtlab.codec import encode
 from mrtlab.config import build_model, parse
 from mrtlab.errors import MrtlabError
-from mrtlab.models import load_model, save_model
-from mrtlab.models.zoo import trained_of
+from mrtlab.zoo import load_model, save_model
+from mrtlab.zoo.model_files import trained_of
 from mrtlab.train import train
 from mrtlab.train import data as train_data
 from mrtlab.entropy import Layout
 from mrtlab.train.align import regroup
-from mrtlab.models.sides import encoder_side
 
 from .helpers import TINY, image_folder, read_log, tiny_train
 
@@ -71,14 +70,6 @@ def test_resume_uses_state_old_and_ignores_a_partial_save(tmp_path, folder):
     assert not (tmp_path / "state.tmp").exists() and not (tmp_path / "state.old").exists()
 
 
-def test_encoder_side_of_mrt_is_what_the_symbols_depend_on():
-    model = fresh()
-    names = {n for n, p in model.named_parameters() if any(p is q for q in encoder_side(model))}
-    expect = {n for n, _ in model.named_parameters()
-              if n.startswith(("encoder.", "to_latent.", "latent_queries", "tokenizer.embed", "tokenizer.pos_in"))}
-    assert names == expect
-
-
 def test_stage2_keeps_the_bitstream(tmp_path, folder, astronaut_png, tiny_model_file, perceptual_weights):
     """Stage 2 leaves every coder-side byte (encoder side, quantizer, entropy model) as it
     was: a file of the stage-1 model decodes with the stage-2 decoder, which becomes a
@@ -90,7 +81,7 @@ def test_stage2_keeps_the_bitstream(tmp_path, folder, astronaut_png, tiny_model_
     from mrtlab.codec import decode, load_rgb
     from safetensors import safe_open
 
-    from mrtlab.models import write_decoder
+    from mrtlab.zoo import write_decoder
     from mrtlab.models.sides import coder_names
 
     init = tmp_path / "s1" / "model.safetensors"   # a copy: a decoder file is written beside it

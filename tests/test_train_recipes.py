@@ -103,8 +103,8 @@ def test_the_bundled_realism_decoder_was_trained_by_its_recipe():
 
     from safetensors import safe_open
 
-    from mrtlab.models.decoders import decoder_file
-    from mrtlab.models.zoo import BUNDLED_DIR
+    from mrtlab.zoo.decoders import decoder_file
+    from mrtlab.zoo.catalog import BUNDLED_DIR
     from mrtlab.train.settings import TrainConfig
 
     with safe_open(str(decoder_file(BUNDLED_DIR / "default.safetensors", "realism")), "pt") as f:

@@ -8,7 +8,7 @@ import torch
 from mrtlab.bench import train as bench
 from mrtlab.config import build_model
 from mrtlab.errors import MrtlabError
-from mrtlab.train import precision
+from mrtlab.ops import precision
 from mrtlab.train.loop import train
 
 from .helpers import TINY, image_folder, read_log, tiny_train
@@ -71,7 +71,7 @@ def test_bench_train_times_a_stage_2_recipe_from_its_init(tmp_path):
     keeps the recipe's ``init``."""
     import yaml
 
-    from mrtlab.models import identify, save_model
+    from mrtlab.zoo import identify, save_model
 
     data = image_folder(tmp_path / "images", size=48, n=2)
     init = save_model(identify(build_model(TINY), TINY, "tiny"), TINY, tmp_path / "stage1")

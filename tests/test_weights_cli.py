@@ -15,7 +15,7 @@ import torch
 from mrtlab.cli import main
 from mrtlab.eval import fid as F
 from mrtlab.eval import metrics as M
-from mrtlab.eval import weights as W
+from mrtlab.pretrained import weights as W
 
 
 def shaped_like(module: torch.nn.Module) -> dict:
@@ -29,7 +29,7 @@ def network(backbone: str) -> torch.nn.Module:
     from torch_fidelity import feature_extractor_inceptionv3 as fe
 
     if backbone.startswith("taef2_"):
-        from mrtlab.tokenizers import taef2
+        from mrtlab.pretrained import taef2
         return taef2.BUILD[backbone.removeprefix("taef2_")]()
     with torch.device("meta"):
         if backbone != "inception":

@@ -61,7 +61,7 @@ def main(argv=None) -> int:
     p.add_argument("--tokens", type=int, default=None, help="latent tokens per window (default: all)")
     args = p.parse_args(argv)
     from mrtlab.codec import decode, encode
-    from mrtlab.models import load_model
+    from mrtlab.zoo import load_model
     from mrtlab.train.data import validation_images
 
     try:

@@ -28,10 +28,11 @@ from pathlib import Path
 
 import torch
 
-from mrtlab.codec.image_io import check_writable, load_rgb
+from mrtlab.codec.image_io import load_rgb
+from mrtlab.files import check_writable
 from mrtlab.config import build_model
 from mrtlab.errors import MrtlabError
-from mrtlab.models.zoo import load_model, save_model
+from mrtlab.zoo.model_files import load_model, save_model
 from mrtlab.train.data import image_files
 
 

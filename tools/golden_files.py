@@ -19,7 +19,7 @@ from PIL import Image
 from skimage import data
 
 from mrtlab.codec import decode, encode, unpack
-from mrtlab.models import BUNDLED, load_model
+from mrtlab.zoo import BUNDLED, load_model
 
 DATA = Path(__file__).resolve().parents[1] / "tests" / "data"
 

@@ -32,7 +32,7 @@ def tiles(rgb: np.ndarray, models: list[str], baselines: list[str]) -> list[tupl
     from mrtlab.codec import decode, encode
     from mrtlab.eval.baselines import at_bpp
     from mrtlab.eval.metrics import psnr
-    from mrtlab.models import load_model
+    from mrtlab.zoo import load_model
 
     pixels = rgb.shape[0] * rgb.shape[1]
     out = [("original", rgb)]

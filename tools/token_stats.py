@@ -40,7 +40,7 @@ def main(argv=None) -> int:
     p.add_argument("--data", required=True, help="folder of images")
     p.add_argument("--images", type=int, default=16, help="the first N images of the folder")
     args = p.parse_args(argv)
-    from mrtlab.models import load_model
+    from mrtlab.zoo import load_model
     from mrtlab.train.data import validation_images
     from mrtlab.train.validate import validate
 

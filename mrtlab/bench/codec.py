@@ -146,19 +146,20 @@ def mean_row(rows: list[dict], model: str) -> dict:
 
 
 def run(model_names: str | None, data: str, limit: int | None, threads: int,
-        compressai: str | None, with_compressai: bool, progress) -> list[dict]:
+        compressai: str | None, with_compressai: bool, progress, weights: str | None = None) -> list[dict]:
     """``model_names``: one model, or several separated by commas (each after the first gets
-    a ratio row against the first: e.g. ``default,taef2``)."""
+    a ratio row against the first: e.g. ``default,taef2``); ``weights``: the folder of the
+    pretrained networks a model wraps."""
     import torch
 
     from ..eval.run import list_images
-    from ..models.zoo import load_model
+    from ..zoo.model_files import load_model
 
     images = list_images(data)[:limit]
     torch.set_num_threads(threads)
     rows, means = [], []
     for name in (model_names or "").split(",") if model_names else [None]:
-        model = load_model(name or None)
+        model = load_model(name or None, weights=weights)
         bench_image(model, images[0])  # warm-up: first-call allocations and lazy imports
         mine = []
         for path in images:

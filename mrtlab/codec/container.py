@@ -13,6 +13,7 @@ HEADER = struct.Struct(">2sB4sHHB")   # magic, version, fingerprint, height, wid
 CRC = struct.Struct(">I")
 HEADER_BYTES = HEADER.size + CRC.size  # 16
 MAX_SIDE = 65535
+MAX_PIXELS = 50_000_000  # the largest image coded or decoded (README: memory and time it takes)
 
 
 @dataclass(frozen=True)
@@ -45,4 +46,7 @@ def unpack(data: bytes) -> tuple[Header, bytes]:
         raise MrtlabError("damaged file: checksum mismatch (truncated, corrupted or with extra bytes)")
     if height == 0 or width == 0 or tokens == 0:
         raise MrtlabError(f"damaged file: impossible header ({width}×{height}, {tokens} tokens)")
+    if width * height > MAX_PIXELS:  # checked before any work: a forged header cannot make it run
+        raise MrtlabError(f"image too large to decode ({width}×{height} = {width * height / 1e6:.0f} MP; "
+                          f"the limit is {MAX_PIXELS / 1e6:.0f} MP)")
     return Header(fp, height, width, tokens, version), payload

@@ -160,6 +160,7 @@ class WindowAutoregressive(EntropyModel):
             while True:
                 freq = steps.send(dec.decode(freq))
         except StopIteration as done:
+            dec.finish()
             return torch.from_numpy(done.value)
 
     def stepwise(self, layout: Layout):

@@ -69,23 +69,54 @@ class SymbolEncoder:
 
 
 class SymbolDecoder:
-    """The inverse of :class:`SymbolEncoder`; a symbol the table deems impossible means the
-    payload is damaged (the coder itself would decode garbage without complaint)."""
+    """The inverse of :class:`SymbolEncoder`, for a payload that must be exactly what the
+    encoder wrote. A symbol the table deems impossible, more information decoded than the
+    payload can hold (a payload that ends before the image does: the coder itself would go
+    on reading zeros), or, at :meth:`finish`, a payload other than the one the decoded
+    symbols encode to (bytes altered, missing or left over) mean a damaged payload."""
+
+    SLACK_BITS = 64  # the coder's flush: at most two 32-bit words beyond the information
 
     def __init__(self, data: bytes):
         if len(data) % 4:
             raise MrtlabError("damaged payload: length is not a whole number of 32-bit words")
+        self._data = bytes(data)
         self._dec = constriction.stream.queue.RangeDecoder(np.frombuffer(data, np.uint32).copy())
+        self._coded: list[tuple[np.ndarray, np.ndarray]] = []
+        self._bits, self._capacity = 0.0, 8 * len(data) + self.SLACK_BITS
 
     def decode(self, freq: np.ndarray) -> np.ndarray:
-        freq = np.ascontiguousarray(freq, dtype=np.float64)
+        freq = np.ascontiguousarray(freq, dtype=np.int64)
+        # the least information these symbols can hold, before decoding them: a forged header
+        # over a short payload is refused at once, not after decoding a large image of zeros
+        least = float(PROB_BITS * len(freq) - np.log2(freq.max(-1)).sum())
+        if self._bits + least > 1.01 * self._capacity:
+            raise MrtlabError(f"damaged payload: {len(self._data)} bytes cannot hold the symbols "
+                              "the header implies (the payload ends before the image does)")
         try:
             sym = self._dec.decode(_FAMILY, freq / (1 << PROB_BITS)).astype(np.int64)
-        except (ValueError, RuntimeError) as e:  # what constriction raises on data it cannot decode
+        except (ValueError, RuntimeError, AssertionError) as e:  # what constriction raises on data it cannot decode
             raise MrtlabError(f"damaged payload: {e}") from None
-        if (freq[np.arange(len(sym)), sym] == 0).any():
+        chosen = freq[np.arange(len(sym)), sym]
+        if (chosen == 0).any():
             raise MrtlabError("damaged payload: decoded a symbol outside the alphabet")
+        # A range coder's output holds at least the symbols' information (its intervals are
+        # never wider than the probabilities); 1 % covers constriction's own rounding.
+        self._bits += float(PROB_BITS * len(sym) - np.log2(chosen).sum())
+        if self._bits > 1.01 * self._capacity:
+            raise MrtlabError(f"damaged payload: {len(self._data)} bytes cannot hold the symbols "
+                              "the header implies (the payload ends before the image does)")
+        self._coded.append((sym, freq))
         return sym
+
+    def finish(self) -> None:
+        """Check that the payload is exactly the encoding of the symbols decoded so far."""
+        enc = SymbolEncoder()
+        for sym, freq in self._coded:
+            enc.encode(sym, freq)
+        if enc.data() != self._data:
+            raise MrtlabError("damaged payload: its bytes are not the encoding of the symbols they "
+                              "decode to (altered, or bytes missing or left over)")
 
 
 _FAMILY = constriction.stream.model.Categorical(perfect=False)
@@ -137,7 +168,9 @@ class EntropyModel(nn.Module, ABC):
     def compress(self, symbols: torch.Tensor, layout: Layout) -> bytes: ...
 
     @abstractmethod
-    def decompress(self, data: bytes, layout: Layout) -> torch.Tensor: ...
+    def decompress(self, data: bytes, layout: Layout) -> torch.Tensor:
+        """The inverse of :meth:`compress`; decode with a :class:`SymbolDecoder` and call its
+        ``finish()`` at the end, so that a payload not exactly consumed is refused."""
 
     def coding_copy(self) -> EntropyModel:
         """A float64 CPU copy without gradients: what conditional models code with, so that

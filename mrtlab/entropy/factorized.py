@@ -46,5 +46,7 @@ class FactorizedEntropyModel(EntropyModel):
         return enc.data()
 
     def decompress(self, data, layout):
-        sym = SymbolDecoder(data).decode(self.table(layout.tokens))
+        dec = SymbolDecoder(data)
+        sym = dec.decode(self.table(layout.tokens))
+        dec.finish()
         return torch.from_numpy(sym.reshape(len(self.levels), layout.tokens).T.copy())

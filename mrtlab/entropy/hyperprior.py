@@ -8,9 +8,11 @@ symbols of their window.
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
+from ..errors import MrtlabError
 from ..quantizers.fsq import FSQ
 from ..registry import register
 from .autoregressive import slot_presence, window_values
@@ -77,4 +79,9 @@ class Hyperprior(EntropyModel):
         z = dec.decode(m.side.table(W)).reshape(Z, W).T
         present = slot_presence(layout, self.max_slots).expand(1, W, -1)
         params = m._params(torch.from_numpy(z)[None].double(), present, layout)[0].numpy()
-        return torch.from_numpy(dec.decode(m.dist.freq(params)).reshape(layout.tokens, C))
+        symbols = torch.from_numpy(dec.decode(m.dist.freq(params)).reshape(layout.tokens, C))
+        dec.finish()
+        side, _ = m._side(symbols[None].double(), layout)   # what the encoder sends for them
+        if not np.array_equal(m.side_quantizer.symbols(side)[0].numpy(), z):
+            raise MrtlabError("damaged payload: its side information is not the symbols' own")
+        return symbols

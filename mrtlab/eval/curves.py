@@ -3,6 +3,7 @@ or the published curves shipped in ``reference/`` (each with its source)."""
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -84,6 +85,8 @@ def load(name_or_path: str | Path) -> Curve:
         data = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise MrtlabError(f"{path}: not valid JSON ({e})") from None
+    except OSError as e:
+        raise MrtlabError(f"{path}: cannot read ({e.strerror})") from None
     res = data.get("results") if isinstance(data, dict) else None
     if not isinstance(res, dict) or "bpp" not in res:
         raise MrtlabError(f"{path}: not a results file (expected {{\"name\", \"results\": "
@@ -91,8 +94,9 @@ def load(name_or_path: str | Path) -> Curve:
     n = len(res["bpp"]) if isinstance(res["bpp"], list) else -1
     for key, values in res.items():
         if not isinstance(values, list) or len(values) != n or \
-                not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-            raise MrtlabError(f"{path}: results[{key!r}] must be a list of {n} numbers "
+                not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                        for v in values):
+            raise MrtlabError(f"{path}: results[{key!r}] must be a list of {n} finite numbers "
                               "(one per rate point, like results['bpp'])")
     if n == 0:
         raise MrtlabError(f"{path}: has no rate points")

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from ..errors import MrtlabError, need
-from . import weights
+from ..pretrained import weights
 from .metrics import Skipped
 
 PATCH, SHIFT = 256, 128

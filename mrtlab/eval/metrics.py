@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from ..errors import MrtlabError, need
-from . import weights
+from ..pretrained import weights
 
 MS_SSIM_MIN_SIDE = 161  # 5 scales of an 11-px window: pytorch-msssim needs a side > 160
 PSNR_MAX = 100.0  # dB, the cap: identical images would have an infinite PSNR, which JSON cannot hold

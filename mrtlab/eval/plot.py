@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import MrtlabError, need
+from ..files import write_atomic
 from .curves import HIGHER_IS_BETTER, Curve
 
 ORDER = ("psnr", "ms-ssim", "lpips", "dists", "fid", "kid")
@@ -52,7 +53,12 @@ def plot(curves: list[Curve], out: str | Path, metrics: list[str] | None = None,
     if title:
         fig.suptitle(title)
     fig.tight_layout(rect=(0, 0, 1 - 2.0 / fig.get_figwidth(), 1))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    fmt = out.suffix.lstrip(".").lower() or "png"
+    if fmt not in fig.canvas.get_supported_filetypes():
+        plt.close(fig)
+        raise MrtlabError(f"{out}: cannot draw a .{fmt} file (use .png, .svg or .pdf)")
+    try:
+        write_atomic(out, lambda f: fig.savefig(f, dpi=110, format=fmt), force=True)  # checked before
+    finally:
+        plt.close(fig)
     return out

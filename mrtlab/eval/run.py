@@ -14,6 +14,7 @@ import numpy as np
 
 from ..codec.image_io import IMAGE_SUFFIXES
 from ..errors import MrtlabError
+from ..files import write_atomic
 from . import metrics as M
 from . import seams
 
@@ -41,7 +42,7 @@ class ModelCodec:
 
     def __init__(self, model, tokens: list[int] | None = None):
         from ..codec import codec
-        from ..models.decoders import FIDELITY
+        from ..zoo.decoders import FIDELITY
 
         self.model, self._codec = model, codec
         if tokens is None:
@@ -209,9 +210,9 @@ def write(result: dict, out: Path) -> tuple[Path, Path]:
     """The CompressAI-layout summary at ``out`` and the per-image rows beside it."""
     rows_path = per_image_path(out)
     summary = dict(result["summary"], per_image=rows_path.name)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(finite(summary), indent=1))
-    rows_path.write_text(json.dumps(finite({"name": summary["name"], "rows": result["rows"]}), indent=1))
+    write_atomic(out, json.dumps(finite(summary), indent=1), force=True)  # checked before the run
+    write_atomic(rows_path, json.dumps(finite({"name": summary["name"], "rows": result["rows"]}), indent=1),
+                 force=True)
     return out, rows_path
 
 

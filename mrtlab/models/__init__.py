@@ -1,8 +1,6 @@
-"""Model assembly and bundled models."""
+"""Model assembly: the codec interface, MRT, the 2-D baseline, and their coder and decoder sides."""
 from .base import CodecModel
+from .baseline2d import Baseline2D
 from .mrt import MRT, MixerStack
-from .decoders import FIDELITY, write_decoder
-from .zoo import BUNDLED, fingerprint, identify, list_decoders, load_model, save_model
 
-__all__ = ["CodecModel", "MRT", "MixerStack", "BUNDLED", "FIDELITY", "fingerprint", "identify",
-           "list_decoders", "load_model", "save_model", "write_decoder"]
+__all__ = ["CodecModel", "MRT", "MixerStack", "Baseline2D"]

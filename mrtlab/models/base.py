@@ -26,23 +26,12 @@ class CodecModel(nn.Module, ABC):
     quantizer: Quantizer
     entropy_model: EntropyModel
     latent_tokens: int
-    renamed_parameters: dict[str, str] = {}   # a parameter's earlier name → its name now
-    renamed_arguments: dict[str, str] = {}    # a constructor argument's earlier name → now
 
-    def __init__(self):
-        super().__init__()
-        self.register_load_state_dict_pre_hook(_rename_parameters)
-
-    def upgrade_state_dict(self, state: dict, prefix: str = "") -> dict:
-        """Rename, in place, the tensors saved under an earlier name, and add those of parts
-        added since with their neutral value (a module's ``neutral_state()``), so that
-        weights saved before still load, wherever they are loaded from; returns ``state``."""
-        for old, new in self.renamed_parameters.items():
-            if prefix + old in state and prefix + new not in state:
-                state[prefix + new] = state.pop(prefix + old)
-        for name, value in neutral_tensors(self).items():
-            state.setdefault(prefix + name, value)
-        return state
+    @abstractmethod
+    def coder_modules(self) -> tuple[str, ...]:
+        """The attribute paths (state-dict prefixes) of the encoder side: the modules and
+        parameters ``encode`` runs. With the quantizer and the entropy model they are the coder
+        side (``sides.py``), which the fingerprint hashes and stage 2 freezes."""
 
     @abstractmethod
     def grid(self, height: int, width: int) -> Grid:
@@ -135,14 +124,3 @@ class CodecModel(nn.Module, ABC):
         """The decoder's image from integer symbols ``[T, C]``, as uint8 ``[3,H,W]``."""
         x = self.decode(symbols[None].float(), grid)[0]
         return (x.clamp(0, 1) * 255).round().to(torch.uint8)
-
-
-def neutral_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
-    """By state-dict name, the neutral value of every tensor of a part added since files
-    were saved (a module's ``neutral_state()``: e.g. zero noise)."""
-    return {f"{name}.{k}": v for name, module in model.named_modules() if hasattr(module, "neutral_state")
-            for k, v in module.neutral_state().items()}
-
-
-def _rename_parameters(module, state, prefix, *_):
-    module.upgrade_state_dict(state, prefix)

@@ -46,9 +46,6 @@ class Baseline2D(CodecModel):
             model differ only in the latent; the convolutions here then work between its
             patch grid and the cells. ``None``: strided convolutions from the pixels.
     """
-    renamed_parameters = {"dropped": "dropped_token"}
-    renamed_arguments = {"slots": "latent_tokens"}
-
     def __init__(self,
                  quantizer: Quantizer,
                  entropy_model: Callable[[list[int]], EntropyModel],
@@ -94,6 +91,10 @@ class Baseline2D(CodecModel):
         g = self.tokenizer.grid(height, width)                # cells tile the padded windows
         per = g.window_px // s
         return Grid(height, width, g.windows_h * per, g.windows_w * per, s)
+
+    def coder_modules(self) -> tuple[str, ...]:
+        tokenizer = self.tokenizer.analysis_modules if self.tokenizer is not None else ()
+        return (*(f"tokenizer.{m}" for m in tokenizer), "analysis")
 
     def periods(self) -> dict[str, int]:
         return {"cell": self.downsample} | ({"patch": self.tokenizer.patch} if self.tokenizer else {})

@@ -150,8 +150,6 @@ class MRT(CodecModel):
             decoder first reads the sum of a window's latent tokens, so every token gets
             the same gradient and they stay alike; this path gives each token its own.
     """
-    renamed_parameters = {"latent_slots": "latent_positions"}
-
     def __init__(self,
                  tokenizer: Callable[[int], Tokenizer] | None = None,
                  local_mixer: Callable[[int], LocalMixer] | None = None,
@@ -199,6 +197,10 @@ class MRT(CodecModel):
 
     def grid(self, height: int, width: int) -> Grid:
         return self.tokenizer.grid(height, width)
+
+    def coder_modules(self) -> tuple[str, ...]:
+        analysis = tuple(f"tokenizer.{m}" for m in self.tokenizer.analysis_modules)
+        return (*analysis, "latent_queries", "encoder", "to_latent")
 
     def periods(self) -> dict[str, int]:
         return {"window": self.grid(1, 1).window_px, "patch": self.tokenizer.patch}

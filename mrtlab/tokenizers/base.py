@@ -34,6 +34,7 @@ class Tokenizer(nn.Module, ABC):
     tokens_per_window: int
     patch: int  # pixels per patch side (one token)
     window: int  # tokens per window side S
+    analysis_modules: tuple[str, ...]  # what ``tokenize`` runs: the coder side (models/sides.py)
 
     def grid(self, height: int, width: int) -> Grid:
         """The image padded up to whole windows of S×S patches."""

@@ -62,10 +62,6 @@ class NoiseInjection(nn.Module):
         self.strength = nn.Parameter(torch.zeros(channels))
         self.seed, self.drawing = seed, False
 
-    def neutral_state(self) -> dict[str, torch.Tensor]:
-        """What a file saved before the noise existed holds: no noise."""
-        return {"strength": torch.zeros_like(self.strength)}
-
     def forward(self, x):
         B, _, H, W = x.shape
         if self.training and self.drawing:
@@ -88,6 +84,8 @@ class ConvWindowTokenizer(Tokenizer):
         blocks: residual blocks per stage, finest first, including the token level
             (``patch=8``: at 1/2, 1/4 and 1/8), used in both stem and synthesis.
     """
+
+    analysis_modules = ("stem", "pos_in")
 
     def __init__(self, dim: int, patch: int = 8, window: int = 4,
                  widths: tuple[int, ...] = (32, 64), blocks: tuple[int, ...] = (0, 1, 2)):

@@ -11,6 +11,8 @@ from .base import Tokenizer
 
 @register("patch_window")
 class PatchWindowTokenizer(Tokenizer):
+    analysis_modules = ("embed", "pos_in")
+
     def __init__(self, dim: int, patch: int = 8, window: int = 4, refine_channels: int = 32):
         """``refine_channels`` > 0 adds two 3×3 convolutions after unpatchifying, which
         smooth the seams between patches that a per-patch linear head leaves."""

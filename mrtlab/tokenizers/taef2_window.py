@@ -20,6 +20,7 @@ the TAEF2 latent in its unit scale), from latents of the training images compute
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 from pathlib import Path
 
@@ -29,7 +30,9 @@ from torch import nn
 
 from ..errors import MrtlabError
 from ..registry import register
-from . import taef2
+from ..ops.precision import choose
+from ..pretrained import taef2
+from ..pretrained.files import sha256, weights_dir
 from .base import Tokenizer, from_windows, to_windows
 from .conv_window import NoiseInjection, ResBlock
 
@@ -37,8 +40,6 @@ from .conv_window import NoiseInjection, ResBlock
 @functools.lru_cache(maxsize=4)
 def _sha256(path: str) -> str:
     """The file's sha256, once per path (checked at every use of the autoencoder)."""
-    from ..eval.weights import sha256
-
     return sha256(Path(path))
 
 
@@ -46,8 +47,6 @@ def _sha256(path: str) -> str:
 def _bf16(device_type: str) -> bool:
     """Run the autoencoder in bf16 where the device does it fast (train/precision.py's rule:
     3.3× on an AMX CPU, measured; fp32 elsewhere)."""
-    from ..train.precision import choose
-
     return choose("auto", torch.device(device_type))[0] == "bf16"
 
 
@@ -64,12 +63,14 @@ class TAEF2WindowTokenizer(Tokenizer):
     """
     patch = taef2.SCALE
     latent_channels = taef2.CHANNELS   # what ``latent_io`` reads and writes
+    analysis_modules = ("stem", "pos_in")
 
     def __init__(self, dim: int, window: int = 4, blocks: int = 2, weights: str = "",
                  encoder_sha256: str = "", decoder_sha256: str = ""):
         super().__init__()
         self.dim, self.window, self.tokens_per_window = dim, window, window * window
-        self.weights, self.sha256 = weights, {"encoder": encoder_sha256, "decoder": decoder_sha256}
+        self.sha256 = {"encoder": encoder_sha256, "decoder": decoder_sha256}
+        self.pretrained_folder = weights   # zoo.load_model(weights=…) points it elsewhere
         self.latent_io = False
         self.stem = nn.Sequential(nn.Conv2d(taef2.CHANNELS, dim, 3, padding=1),
                                   *(ResBlock(dim) for _ in range(blocks)))
@@ -80,9 +81,7 @@ class TAEF2WindowTokenizer(Tokenizer):
 
     # -- the frozen autoencoder (outside the state dict) -----------------------------------
     def autoencoder(self, part: str, device: torch.device) -> nn.Module:
-        from ..eval.weights import weights_dir
-
-        folder = str(weights_dir(self.weights or None))   # read at each use: --weights may set it
+        folder = str(weights_dir(self.pretrained_folder or None))
         net, want = taef2.load(part, folder), self.sha256[part]
         if want and _sha256(str(taef2.path(part, folder))) != want:
             raise MrtlabError(f"{taef2.path(part, folder)} is not the TAEF2 {part} this model was "
@@ -91,10 +90,8 @@ class TAEF2WindowTokenizer(Tokenizer):
 
     def digest(self) -> str:
         """The sha256 of the encoder file in use (names a cache of its latents)."""
-        from ..eval.weights import weights_dir
-
         self.autoencoder("encoder", torch.device("cpu"))
-        return _sha256(str(taef2.path("encoder", str(weights_dir(self.weights or None)))))
+        return _sha256(str(taef2.path("encoder", str(weights_dir(self.pretrained_folder or None)))))
 
     def run(self, part: str, x: torch.Tensor) -> torch.Tensor:
         """The frozen ``part`` on ``x``; bf16 where fast, unless a caller's autocast decides."""
@@ -146,6 +143,4 @@ class TAEF2WindowTokenizer(Tokenizer):
 
 @functools.lru_cache(maxsize=4)
 def _on_device(part: str, folder: str, device: torch.device) -> nn.Module:
-    import copy
-
     return copy.deepcopy(taef2.load(part, folder)).to(device)

@@ -30,7 +30,7 @@ def regroup(t: torch.Tensor, src: Layout, dst: Layout) -> torch.Tensor:
 
 class Teacher:
     def __init__(self, path: str, student, crop: int, device):
-        from ..models.zoo import load_model
+        from ..zoo.model_files import load_model
 
         self.model = load_model(path).to(device)
         self.student = student

@@ -1,71 +1,11 @@
-"""The ``train:`` section of a recipe, and the learning-rate schedule it implies."""
+"""The schedules a recipe's ``train:`` section implies: the learning rate and the rate weight."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 
+from ..config import TrainConfig
 
-@dataclass
-class TrainConfig:
-    """Training settings; docs/training.md explains each one.
-
-    ``batch_size`` is per process and micro-batch: one optimizer step sees
-    ``batch_size × grad_accum × processes`` crops. ``steps`` counts optimizer steps.
-    """
-    # data
-    data: str | list[str] = ""   # a folder or a list of folders (required)
-    crop: int = 256
-    batch_size: int = 8
-    workers: int = 0
-    val_data: str = ""
-    val_every: int = 0
-    val_images: int = 8
-    # optimisation
-    steps: int = 6000
-    cpu_budget: float = 0.0  # process CPU seconds after which the run ends (0: none)
-    lr: float = 6e-4
-    warmup: int = 300
-    weight_decay: float = 0.01
-    grad_accum: int = 1
-    grad_clip: float = 1.0
-    ema: float = 0.0
-    mixed_precision: str = "auto"  # bf16 where the device runs it fast (train/precision.py)
-    channels_last: bool = True  # convolutions in channels-last memory (1.10× the default recipe's crops/s)
-    seed: int = 0
-    # stages and losses: loss = rate_weight·bpp + Σ weight·term
-    stage: int = 1
-    latent_space: bool = False  # stage 1 in a pretrained autoencoder's latent (tokenizers/taef2_window.py)
-    latent_cache: str = ""  # folder for the training images' latents, computed once (default: out)
-    init: str = ""
-    decoder_noise: bool = False  # train the strengths of the noise the synthesis adds (tokenizers/conv_window.py)
-    keep: list[str] = field(default_factory=list)  # stage 2: decoder tensors (fnmatch names) kept as initialised
-    init_partial: bool = False  # stage 1: load only the tensors of ``init`` that fit (warm start)
-    init_step: int = 0  # a lost run's step at which ``init`` was exported: the schedule goes on from there
-    init_cpu_s: float = 0.0  # and the process CPU seconds it had spent (counts towards ``cpu_budget``)
-    rate_weight: float = 0.0
-    rate_warmup: int = 0  # steps over which the rate weight grows linearly from 0
-    nested_dropout_start: int = 0  # steps during which a variable-rate model keeps all L tokens
-    token_decorrelation: float = 0.0  # weight of the latent tokens' likeness (losses.token_similarity)
-    mse: float = 1.0
-    msssim: float = 0.0
-    lpips: float = 0.0
-    dists: float = 0.0
-    window_pattern: float = 0.0  # weight of the error repeated in every window (losses.window_pattern)
-    phase_pattern: float = 0.0  # weight of a fine mesh in the error, window by window (losses.phase_pattern)
-    phase_period: int = 4  # its period in pixels (4: the phases of the last two ×2 pixel-shuffles; 8: all three)
-    perceptual_weights: str = ""
-    adv: float = 0.0
-    adv_start: int = 0
-    disc_lr: float = 2e-4
-    disc_width: int = 64
-    teacher: str = ""
-    align: float = 0.0
-    # output
-    out: str = "runs/model"
-    force: bool = False  # a fresh run may overwrite the log and model of another run in ``out``
-    save_every: int = 200
-    log_every: int = 10
-    tensorboard: bool = True
+__all__ = ["TrainConfig", "lr_factor", "rate_weight"]
 
 
 def rate_weight(step: int, cfg: TrainConfig) -> float:

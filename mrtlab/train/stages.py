@@ -15,9 +15,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..config import full_model_section, load_recipe
 from ..errors import MrtlabError
 from ..models.sides import coder_side
-from ..models.zoo import load_weights
+from ..tokenizers.conv_window import NoiseInjection
+from ..zoo.model_files import load_weights
 from .losses import pairs, token_similarity
 
 
@@ -106,8 +108,6 @@ def freeze_matching(model: nn.Module, patterns: list[str]) -> None:
 
 
 def noise_injections(model: nn.Module) -> list[nn.Module]:
-    from ..tokenizers.conv_window import NoiseInjection
-
     return [m for m in model.modules() if isinstance(m, NoiseInjection)]
 
 
@@ -157,8 +157,6 @@ def exported_section(model_cfg: dict, cfg) -> dict:
     arguments with their defaults) and files of the stage-1 model decode with it."""
     if cfg.stage != 2 or not cfg.init:
         return model_cfg
-    from ..config import full_model_section, load_recipe
-
     path = Path(cfg.init)
     recipe = path / "model.yaml" if path.is_dir() else path.with_suffix(".yaml")
     try:
@@ -177,4 +175,4 @@ def load_init(model: nn.Module, path: str | Path, partial: bool = False) -> list
     path = Path(path)
     weights = path / "model.safetensors" if path.is_dir() else path.with_suffix(".safetensors")
     return load_weights(model, weights, "initial weights", prefix="codec.",  # checkpoints wrap the codec
-                        partial=partial)
+                        partial=partial)[1]

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from ..errors import MrtlabError
+from .files import load_state, missing, weights_file
 
 CHANNELS = 32                 # latent channels
 SCALE = 8                     # pixels per latent position, each side
@@ -85,16 +86,12 @@ def check_state(part: str, state: dict, path: Path) -> nn.Sequential:
 
 def path(part: str, folder: str | None) -> Path:
     """Where ``mrtlab weights`` keeps the file of ``part`` (``encoder``/``decoder``)."""
-    from ..eval.weights import weights_file
-
     return weights_file(f"taef2_{part}", folder)
 
 
 @functools.lru_cache(maxsize=4)
 def load(part: str, folder: str | None = None) -> nn.Sequential:
     """The frozen TAEF2 ``part`` from the weights folder (``eval/weights.py``), once per folder."""
-    from ..eval.weights import load_state, missing  # one reader for every weights file
-
     file = path(part, folder)
     if not file.is_file():
         raise MrtlabError(missing(f"taef2_{part}", file))

@@ -9,37 +9,21 @@ training settings. The model's own decoder is ``fidelity``.
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
+import safetensors.torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
 
 from ..errors import MrtlabError
-from .sides import decoder_names
+from ..files import write_atomic
+from ..models.sides import decoder_hash, decoder_names
+from .catalog import FIDELITY, decoder_file, decoders_of  # noqa: F401  (FIDELITY: the names of decoders)
+from .migrate import upgrade
 
-FIDELITY = "fidelity"
-NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
-
-
-def decoder_file(weights: Path, name: str) -> Path:
-    """Where decoder ``name`` of the model ``weights`` is: beside it."""
-    if not NAME.fullmatch(name):
-        raise MrtlabError(f"bad decoder name {name!r}: lowercase letters, digits, '-' and '_'")
-    return weights.with_name(f"{weights.stem}.decoder-{name}.safetensors")
-
-
-def decoders_of(weights: Path) -> list[str]:
-    """The model's own decoder, then the names of the decoder files beside it."""
-    prefix, suffix = f"{weights.stem}.decoder-", ".safetensors"
-    found = (p.name[len(prefix):-len(suffix)] for p in weights.parent.iterdir()
-             if p.name.startswith(prefix) and p.name.endswith(suffix)) if weights.parent.is_dir() else ()
-    return [FIDELITY, *sorted(n for n in found if NAME.fullmatch(n) and n != FIDELITY)]
-
-
-def load_decoder(model, path: Path, what: str) -> None:
+def load_decoder(model, path: Path, what: str) -> str | None:
     """Lay the tensors of a decoder file over ``model``, its base; a file made for another
-    coder, unreadable, or whose tensors do not fit the model's decoder side is one line."""
+    coder, unreadable, or whose tensors do not fit the model's decoder side is one line.
+    Returns the decoder hash stored in the file (``None`` in a file written before)."""
     try:
         with safe_open(str(path), "pt") as f:
             meta = f.metadata() or {}
@@ -50,7 +34,8 @@ def load_decoder(model, path: Path, what: str) -> None:
     if made_for != model.fingerprint.hex():
         raise MrtlabError(f"{what} was trained for coder fingerprint {made_for}, the model's is "
                           f"{model.fingerprint.hex()} ({path} is stale or misplaced)")
-    model.upgrade_state_dict(state)
+    if "decoder_hash" not in meta:  # written before identities were stored
+        state = {k: v for k, v in upgrade(model, state, {})[0].items() if k in state or k in decoder_names(model)}
     own, names = model.state_dict(), decoder_names(model)
     missing = sorted(names - set(state))
     unexpected = sorted(set(state) - names)
@@ -61,17 +46,20 @@ def load_decoder(model, path: Path, what: str) -> None:
                           f"{len(unexpected)} unexpected, {len(reshaped)} of another shape, "
                           f"e.g. {first}): {path}")
     model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=False)
+    return meta.get("decoder_hash")
 
 
-def save_decoder(model, path: Path, about: str, training: dict | None = None) -> Path:
-    """Write the decoder side of ``model`` as float16, with the coder fingerprint it reads."""
+def save_decoder(model, path: Path, about: str, training: dict | None = None, force: bool = False) -> Path:
+    """Write the decoder side of ``model`` as float16, with the coder fingerprint it reads
+    and its own decoder hash (that of the model it loads as)."""
     names = decoder_names(model)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if k in names}
     state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
-    meta = {"coder_fingerprint": model.fingerprint.hex(), "about": about}
+    meta = {"coder_fingerprint": model.fingerprint.hex(), "about": about,
+            "decoder_hash": decoder_hash(model, state)}
     if training is not None:
         meta["training"] = json.dumps(training, sort_keys=True)
-    save_file(state, str(path), metadata=meta)
+    write_atomic(path, safetensors.torch.save(state, metadata=meta), force=force)
     return path
 
 
@@ -88,7 +76,7 @@ def write_decoder(base, base_weights: str | Path, tuned, name: str, force: bool 
                           f"coder fingerprint {tuned.fingerprint.hex()} differs from {base.fingerprint.hex()}")
     if path.exists() and not force:
         raise MrtlabError(f"{path} exists; pass --force to replace it")
-    return save_decoder(tuned, path, f"decoder of {tuned.source}", run_settings(Path(tuned.source)))
+    return save_decoder(tuned, path, f"decoder of {tuned.source}", run_settings(Path(tuned.source)), force)
 
 
 def run_settings(weights: Path) -> dict | None:

@@ -6,10 +6,8 @@ missing file is reported with its path, never fetched."""
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import http.client
 import os
-import re
 import shutil
 import warnings
 from pathlib import Path
@@ -18,18 +16,10 @@ from unittest import mock
 import torch
 
 from ..errors import MrtlabError, need
+from . import taef2
+from .files import (ENV, FILES, METRICS, first_line, load_state, missing, sha256, weights_dir,  # noqa: F401
+                    weights_file, weights_source)
 
-ENV = "MRTLAB_WEIGHTS"
-# The file names the packages would download into torch's hub cache.
-FILES = {
-    "alexnet": "alexnet-owt-7be5be79.pth",                    # LPIPS (torchvision AlexNet)
-    "vgg16": "vgg16-397923af.pth",                            # DISTS (torchvision VGG-16)
-    "inception": "weights-inception-2015-12-05-6726825d.pth",  # FID/KID (torch-fidelity)
-    "taef2_encoder": "taef2/taef2_encoder.pth",               # models in TAEF2's latent (taef2_window)
-    "taef2_decoder": "taef2/taef2_decoder.pth",
-}
-METRICS = {"alexnet": "lpips", "vgg16": "dists", "inception": "fid, kid",
-           "taef2_encoder": "taef2 models", "taef2_decoder": "taef2 models"}
 TAESD = "https://raw.githubusercontent.com/madebyollin/taesd/5cccb12dc72074a4be35680c3b108548a7c69978/"
 # Where torchvision 0.x and torch-fidelity 0.4 download them from (tests check the installed ones).
 URLS = {
@@ -49,62 +39,13 @@ HASH_PREFIX = {"alexnet": "7be5be79", "vgg16": "397923af", "inception": None,
 SUFFIXES = (".pth", ".pt", ".bin", ".ckpt")  # the files `import DIR` tries to recognise
 
 
-def weights_dir(given: str | Path | None = None) -> Path:
-    """``--weights DIR``, else ``$MRTLAB_WEIGHTS``, else torch's hub cache (``…/hub/checkpoints``)."""
-    if given:
-        return Path(given).expanduser()
-    if os.environ.get(ENV):
-        return Path(os.environ[ENV]).expanduser()
-    return Path(torch.hub.get_dir()) / "checkpoints"
-
-
-def weights_source(given: str | Path | None = None) -> str:
-    """Which rule of ``weights_dir`` chose the folder."""
-    return "--weights" if given else f"${ENV}" if os.environ.get(ENV) else "torch's hub cache"
-
-
-def weights_file(backbone: str, folder: str | Path | None = None) -> Path:
-    return weights_dir(folder) / FILES[backbone]
-
-
-def missing(backbone: str, path: Path) -> str:
-    """The reason a metric is skipped for want of its file: the path, and how to get the file."""
-    return (f"weights not found: {path} ({backbone}; get it with `mrtlab weights download "
-            f"{backbone}` or `mrtlab weights import FILE`, or point --weights / ${ENV} to its folder)")
-
-
-def _first_line(e: Exception) -> str:
-    """torch's errors run over many lines; the one that says what is wrong."""
-    text = str(e)
-    m = re.search(r"WeightsUnpickler error:\s*(\S[^\n]*)", text)
-    lines = [s.strip() for s in text.splitlines() if s.strip()]
-    boilerplate = ("Weights only load failed", "Check the documentation", "Error(s) in loading")
-    useful = [s for s in lines if not s.startswith(boilerplate)]
-    line = m.group(1) if m else (useful or lines or [""])[0]
-    return line.split(". Please")[0][:200] or type(e).__name__
-
-
-def load_state(path: Path) -> dict:
-    """A plain tensor state dict (``weights_only``: no code runs from the file)."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # e.g. "Detected pickle protocol 4"
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any unreadable file is the same problem for the user
-        raise MrtlabError(f"cannot read weights {path}: not a plain tensor file ({_first_line(e)})") from None
-    if not isinstance(state, dict):
-        raise MrtlabError(f"weights {path} are not a state dict (a {type(state).__name__})")
-    return state
-
-
 def check_file(backbone: str, path: Path) -> None:
     """Refuse (one line) a file whose tensors do not load, strictly, into the backbone's network:
     torchvision's AlexNet/VGG-16 (``features.*`` only, or the whole model) or torch-fidelity's
     Inception-v3 (its own loader). Networks are built on the meta device: no memory, no init."""
     state = load_state(path)  # refuses anything but plain tensors before torch-fidelity loads it
     if backbone.startswith("taef2_"):
-        from ..tokenizers.taef2 import check_state
-        check_state(backbone.removeprefix("taef2_"), state, path)
+        taef2.check_state(backbone.removeprefix("taef2_"), state, path)
         return
     try:
         with torch.device("meta"), warnings.catch_warnings():
@@ -121,7 +62,7 @@ def check_file(backbone: str, path: Path) -> None:
     except MrtlabError:
         raise
     except Exception as e:  # noqa: BLE001 - wrong keys, shapes or types: all "not these weights"
-        raise MrtlabError(f"{path} does not hold {backbone} weights ({_first_line(e)})") from None
+        raise MrtlabError(f"{path} does not hold {backbone} weights ({first_line(e)})") from None
 
 
 def identify(path: Path) -> str:
@@ -138,14 +79,6 @@ def identify(path: Path) -> str:
         except MrtlabError:
             continue
     raise MrtlabError(f"{path}: not weights of any of {', '.join(FILES)} (no network loads its tensors)")
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def status(folder=None) -> list[str]:
@@ -226,7 +159,7 @@ def download(name: str, folder=None, force: bool = False, mirror: str | None = N
         try:
             torch.hub.download_url_to_file(url, str(tmp), HASH_PREFIX[name], progress=progress)
         except (OSError, ValueError, RuntimeError, http.client.HTTPException) as e:  # offline, URL, hash
-            raise MrtlabError(f"cannot download {url}: {_first_line(e)}") from None
+            raise MrtlabError(f"cannot download {url}: {first_line(e)}") from None
         if HASH_PREFIX[name] is None:
             try:
                 check_file(name, tmp)
