@@ -19,7 +19,8 @@ install: $(BIN)/mrtlab
 demo: install  ## compress and decompress skimage's sample images with the bundled model
 	$(BIN)/python tools/demo.py --out demo_out
 
-test: install  ## the whole test suite (what CI runs)
+test: install  ## lint, then the whole test suite (what CI runs)
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
 compressai-venv:  ## compressai 1.2.8 in a venv of its own (it pins numpy<2), for `mrtlab bench codec`

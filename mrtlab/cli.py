@@ -268,12 +268,12 @@ def number_list(text: str, kind, option: str) -> list:
 
 
 def cmd_eval(args) -> int:
-    from .files import check_writable
     from .errors import need
     from .eval import run
     from .eval.baselines import PillowCodec
     from .eval.curves import reference_curves
     from .eval.metrics import check_names
+    from .files import check_writable
 
     images = run.list_images(args.data)
     names = check_names(args.metrics.split(","), run.METRICS) if args.metrics else list(run.METRICS)
@@ -339,9 +339,9 @@ def cmd_bdrate(args) -> int:
 
 
 def cmd_plot(args) -> int:
-    from .files import check_writable
     from .eval.curves import load, reference_curves
     from .eval.plot import plot
+    from .files import check_writable
 
     check_writable(Path(args.output), args.force)
     curves = [load(f) for f in args.files] + (reference_curves(args.reference) if args.reference else [])
@@ -429,7 +429,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--report", help="write an HTML report into this folder")
     e.add_argument("--reference", help="dataset of the published curves drawn in the report "
                    "(kodak, clic2020, clic2020test, clic2020diffeic)")
-    e.add_argument("--metrics", help="subset of psnr,ms-ssim,seam,lpips,dists,fid (default: all; "
+    e.add_argument("--metrics", help="subset of psnr,lowpass-psnr,ms-ssim,seam,lpips,dists,fid (default: all; "
+                   "lowpass-psnr: PSNR of both images area-downsampled by 16, colour and layout; "
                    "seam: the seam index at 8, 16, 32 px and the codec's own periods)")
     e.add_argument("--weights", help=WEIGHTS_HELP)
     e.add_argument("-f", "--force", action="store_true", help="overwrite existing outputs")

@@ -7,8 +7,8 @@ import yaml
 import mrtlab
 from mrtlab.config import build_model, expand_model_section
 from mrtlab.models import MRT, CodecModel
-from mrtlab.zoo.catalog import BUNDLED_DIR
 from mrtlab.registry import REGISTRIES, register
+from mrtlab.zoo.catalog import BUNDLED_DIR
 
 
 def test_every_architecture_builds_and_codes_an_image():
@@ -101,3 +101,19 @@ def test_latent_skip_gives_each_token_its_own_gradient():
         grads.append(q.grad[0])
     assert torch.allclose(grads[0][0], grads[0][1], atol=1e-6)      # alike without it
     assert not torch.allclose(grads[1][0], grads[1][1], atol=1e-6)  # apart with it
+
+
+def test_every_registered_part_documents_its_arguments():
+    """``Args:`` names every constructor argument of every registered part (what jsonargparse's
+    ``--help`` shows for it)."""
+    import inspect
+
+    from mrtlab.registry import REGISTRIES
+
+    for kind, parts in REGISTRIES.items():
+        for name, cls in parts.items():
+            doc = inspect.getdoc(cls) or ""
+            args = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+            assert "Args:" in doc, f"{kind} {name}"
+            missing = [a for a in args if f"{a}:" not in doc and f"{a}," not in doc]
+            assert not missing, f"{kind} {name}: {missing}"

@@ -12,7 +12,6 @@ from mrtlab.zoo.catalog import BUNDLED_DIR
 from .helpers import noise_image, one_error_line, run
 
 
-
 @pytest.fixture(scope="module")
 def small_png(tmp_path_factory):
     path = tmp_path_factory.mktemp("png") / "small.png"
@@ -263,7 +262,8 @@ def test_bundle_model_ships_half_weights_and_does_not_overwrite(tmp_path, tiny_m
     import torch
     from safetensors.torch import load_file
 
-    from mrtlab.zoo import catalog, model_files as zoo
+    from mrtlab.zoo import catalog
+    from mrtlab.zoo import model_files as zoo
 
     monkeypatch.setattr(catalog, "BUNDLED_DIR", tmp_path)
     zoo._load_model.cache_clear()  # "default" now names the bundled copy in tmp_path

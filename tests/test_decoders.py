@@ -9,11 +9,11 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from mrtlab import create_model
 from mrtlab.codec import decode, encode
 from mrtlab.errors import MrtlabError
-from mrtlab.zoo import catalog, identify, list_decoders, load_model, model_files as zoo, save_model, write_decoder
 from mrtlab.models.sides import coder_names, decoder_names
+from mrtlab.zoo import catalog, identify, list_decoders, load_model, save_model, write_decoder
+from mrtlab.zoo import model_files as zoo
 
 from .helpers import TINY, make_tiny, one_error_line, run, smooth_image, traced_encoder_side
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from mrtlab.entropy import FactorizedEntropyModel, Hyperprior, Layout, RCM, TransformerAR, integer_pmfs
+from mrtlab.entropy import RCM, FactorizedEntropyModel, Hyperprior, Layout, TransformerAR, integer_pmfs
 from mrtlab.entropy.base import PROB_BITS
 from mrtlab.entropy.distributions import make_distribution, to_grid
 from mrtlab.errors import MrtlabError
@@ -186,10 +186,11 @@ def test_decoding_twice_gives_the_same_symbols_and_garbage_is_an_error():
     ("hyperprior", "fsq", "categorical"), ("rcm", "scalar", "gaussian"),
     ("hyperprior", "scalar", "logistic")])
 def test_mrt_codec_round_trip_with_each_entropy_model(name, quantizer, dist):
-    from .helpers import TINY
     from mrtlab.codec import codec
     from mrtlab.config import build_model
     from mrtlab.zoo import identify
+
+    from .helpers import TINY
 
     cfg = dict(TINY, entropy_model={"class_path": name, "init_args": {
         "dim": 16, "max_slots": 2, "distribution": dist}})

@@ -45,8 +45,8 @@ def test_eval_writes_compressai_layout_and_rows(capsys, tmp_path, images, tiny_m
     assert s["name"] == "tiny" and "3 images" in s["description"] and s["images"] == 3
     res = s["results"]
     # CompressAI's keys for PSNR and MS-SSIM, so its plot tool reads the file
-    assert set(res) == {"bpp", "estimated_bpp", "psnr-rgb", "ms-ssim-rgb", "encoding_time", "decoding_time",
-                        "seam-4", "seam-8", "seam-16", "seam-32"}
+    assert set(res) == {"bpp", "estimated_bpp", "psnr-rgb", "lowpass-psnr", "ms-ssim-rgb", "encoding_time",
+                        "decoding_time", "seam-4", "seam-8", "seam-16", "seam-32"}
     assert all(isinstance(v, list) and len(v) == len(res["bpp"]) == 1 for v in res.values())
     rows = json.loads((tmp_path / s["per_image"]).read_text())["rows"]
     assert [r["image"] for r in rows] == ["astronaut.png", "cat.png", "coffee.png"]
@@ -179,7 +179,7 @@ def test_reference_curves_carry_their_source(capsys):
 @pytest.mark.parametrize("content,message", [
     ("{not json", "not valid JSON"),
     ('{"name": "x"}', "not a results file"),
-    ('{"results": {"bpp": [0.1, 0.2], "psnr": [30]}}', "must be a list of 2 numbers"),
+    ('{"results": {"bpp": [0.1, 0.2], "psnr": [30]}}', "must be a list of 2 finite numbers"),
     ('{"results": {"bpp": [0.1], "psnr": [30]}}', "BD-rate needs at least 2"),
 ])
 def test_bad_results_files_are_one_line_errors(capsys, tmp_path, content, message):

@@ -90,7 +90,8 @@ def test_compressai_plot_tool_draws_our_curves(jpeg_results, tmp_path):
     metrics = ("psnr", "ms-ssim", "dists")
     script = ("import runpy, sys\n"
               f"for m in {metrics!r}:\n"
-              f"    sys.argv = ['plot', '-f', {str(jpeg_results)!r}, '-m', m, '-o', {str(tmp_path)!r} + f'/{{m}}.png']\n"
+              f"    sys.argv = ['plot', '-f', {str(jpeg_results)!r}, '-m', m,\n"
+              f"                '-o', {str(tmp_path)!r} + f'/{{m}}.png']\n"
               "    runpy.run_module('compressai.utils.plot', run_name='__main__', alter_sys=True)\n")
     proc = subprocess.run([python, "-c", script], capture_output=True, text=True, timeout=300,
                           env=dict(os.environ, MPLBACKEND="Agg"))

@@ -28,8 +28,8 @@ def photo():
 @pytest.fixture(scope="session")
 def fake_weights(tmp_path_factory):
     """Randomly initialised AlexNet/VGG-16 features and Inception-v3 under the real file names."""
-    import torchvision
     import torch_fidelity.feature_extractor_inceptionv3 as fe
+    import torchvision
 
     folder = tmp_path_factory.mktemp("weights")
     torch.manual_seed(0)
@@ -174,3 +174,21 @@ def test_the_originals_features_are_computed_once(fake_weights, photo):
         with torch.no_grad():
             assert got["lpips"] == pytest.approx(float(plain["lpips"](x, y, normalize=True)), rel=1e-6)
             assert got["dists"] == pytest.approx(float(plain["dists"](x, y)), rel=1e-5)
+
+
+def test_lowpass_psnr_sees_a_colour_cast_and_forgives_texture():
+    """A cast of 8 levels on one channel costs the low-pass PSNR what it costs the PSNR; fine
+    texture of zero mean per 16-px block (what a generative decoder invents) costs it nothing."""
+    from mrtlab.eval.metrics import area_downsampled, lowpass_psnr, psnr
+
+    from .helpers import smooth_image
+
+    rgb = smooth_image(64, 96).astype(np.int16)
+    cast = rgb.copy()
+    cast[..., 1] = np.clip(cast[..., 1] + 8, 0, 255)
+    texture = rgb + np.tile(np.array([[6, -6], [-6, 6]]), (32, 48))[..., None]
+    clip = lambda a: np.clip(a, 0, 255).astype(np.uint8)  # noqa: E731
+    rgb, cast, texture = clip(rgb), clip(cast), clip(texture)
+    assert lowpass_psnr(rgb, cast) < 40 and abs(lowpass_psnr(rgb, cast) - psnr(rgb, cast)) < 1
+    assert psnr(rgb, texture) < 35 and lowpass_psnr(rgb, texture) > psnr(rgb, texture) + 15  # clipping at 0, 255
+    assert area_downsampled(rgb).shape == (4, 6, 3) and area_downsampled(rgb[:5, :7]).shape == (1, 1, 3)

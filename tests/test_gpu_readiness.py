@@ -6,8 +6,8 @@ import torch
 from mrtlab.bench.fla_checks import STEP_PARTS, step_config
 from mrtlab.codec import decode, encode
 from mrtlab.config import build_model
-from mrtlab.zoo import identify
 from mrtlab.train.stages import CodecStep
+from mrtlab.zoo import identify
 
 from .helpers import noise_image
 

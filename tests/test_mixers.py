@@ -133,7 +133,8 @@ def test_attention_dispatches_to_xformers(monkeypatch):
 
     def fake_mea(q, k, v, attn_bias=None, p=0.0, scale=None):
         calls.append(q.shape)
-        t = lambda x: x.transpose(1, 2)
+        def t(x):
+            return x.transpose(1, 2)
         return t(quad_attention(t(q), t(k), t(v), isinstance(attn_bias, LowerTriangularMask)))
 
     fake = types.ModuleType("xformers.ops")

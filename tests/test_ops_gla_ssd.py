@@ -4,9 +4,8 @@ import pytest
 import torch
 
 from mrtlab.ops import gla as gla_mod
-from mrtlab.ops import naive
+from mrtlab.ops import naive, utils
 from mrtlab.ops import ssd as ssd_mod
-from mrtlab.ops import utils
 
 from .helpers import rel
 

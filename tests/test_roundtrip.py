@@ -10,7 +10,6 @@ from mrtlab.zoo import load_model
 from .helpers import noise_image, smooth_image
 
 
-
 @pytest.mark.parametrize("hw", [(1, 1), (17, 33), (64, 48), (513, 769)])
 def test_roundtrip_symbols_and_pixels(tiny_model, hw):
     rgb = smooth_image(*hw)

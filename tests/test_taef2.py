@@ -8,14 +8,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
 from mrtlab.config import build_model
 from mrtlab.errors import MrtlabError
-from mrtlab.zoo import identify
 from mrtlab.pretrained import taef2
+from mrtlab.zoo import identify
 
 from .helpers import TINY, image_folder, read_log, tiny_train
 
@@ -162,9 +161,9 @@ def test_latent_crops_need_an_autoencoder_tokenizer(tmp_path, tiny_model):
 def test_stage1_trains_in_the_latent_and_stage2_on_pixels(taef2_weights, tmp_path):
     """Stage 1 in the latent (bpp counts the image's pixels), then stage 2 through the
     frozen decoder from its export: the coder side, and so every file, stays as it was."""
+    from mrtlab.train import train
     from mrtlab.zoo import fingerprint
     from mrtlab.zoo.model_files import load_weights
-    from mrtlab.train import train
 
     data = image_folder(tmp_path / "imgs", size=48, n=2)
     out1 = tmp_path / "s1"
@@ -213,8 +212,8 @@ def test_weights_command_lists_and_imports_taef2(taef2_folder, tmp_path, capsys)
 def test_the_fingerprint_needs_no_autoencoder_file(taef2_weights, tmp_path, monkeypatch):
     """The coder side is traced in the latent: a machine without the TAEF2 files still loads
     the model and names its files' fingerprint; the same model with them gets the same one."""
-    from mrtlab.zoo import fingerprint
     from mrtlab.models.sides import coder_names
+    from mrtlab.zoo import fingerprint
 
     with_files = fingerprint(tiny_taef2(), TAEF2_TINY)
     monkeypatch.setenv("MRTLAB_WEIGHTS", str(tmp_path))

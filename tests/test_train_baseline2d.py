@@ -10,8 +10,8 @@ from mrtlab.cli import main
 from mrtlab.codec import decode, encode
 from mrtlab.config import build_model, load_recipe, parse
 from mrtlab.entropy import Layout
-from mrtlab.zoo import identify, load_model, save_model
 from mrtlab.models.baseline2d import Baseline2D
+from mrtlab.zoo import identify, load_model, save_model
 
 from .helpers import smooth_image
 

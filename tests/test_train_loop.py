@@ -9,13 +9,13 @@ from safetensors.torch import load_file
 from mrtlab.cli import main
 from mrtlab.codec import encode
 from mrtlab.config import build_model, parse
+from mrtlab.entropy import Layout
 from mrtlab.errors import MrtlabError
+from mrtlab.train import data as train_data
+from mrtlab.train import train
+from mrtlab.train.align import regroup
 from mrtlab.zoo import load_model, save_model
 from mrtlab.zoo.model_files import trained_of
-from mrtlab.train import train
-from mrtlab.train import data as train_data
-from mrtlab.entropy import Layout
-from mrtlab.train.align import regroup
 
 from .helpers import TINY, image_folder, read_log, tiny_train
 
@@ -77,12 +77,11 @@ def test_stage2_keeps_the_bitstream(tmp_path, folder, astronaut_png, tiny_model_
     import shutil
 
     import numpy as np
-
-    from mrtlab.codec import decode, load_rgb
     from safetensors import safe_open
 
-    from mrtlab.zoo import write_decoder
+    from mrtlab.codec import decode, load_rgb
     from mrtlab.models.sides import coder_names
+    from mrtlab.zoo import write_decoder
 
     init = tmp_path / "s1" / "model.safetensors"   # a copy: a decoder file is written beside it
     init.parent.mkdir()

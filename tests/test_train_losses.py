@@ -9,7 +9,6 @@ from mrtlab.train.ema import EMA
 from mrtlab.train.losses import Distortion, ms_ssim_loss
 
 
-
 @pytest.fixture
 def no_downloads(monkeypatch):
     def refuse(*args, **kwargs):

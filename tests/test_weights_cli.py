@@ -143,7 +143,8 @@ def test_import_refuses_bad_files_in_one_line(tmp_path, states, capsys, kind):
     assert code == 1 and str(path) in line and not (tmp_path / "w" / W.FILES["alexnet"]).exists()
     assert {"not a state dict": "are not a state dict (a list)", "random bytes": "not a plain tensor file",
             "wrong shapes": "does not hold alexnet weights (size mismatch for features.3.weight",
-            "unknown tensors": "not weights of any of alexnet, vgg16, inception, taef2_encoder, taef2_decoder"}[kind] in line
+            "unknown tensors": "not weights of any of alexnet, vgg16, inception, taef2_encoder, taef2_decoder",
+            }[kind] in line
 
 
 def test_import_bad_arguments(tmp_path, capsys):
@@ -253,7 +254,7 @@ def test_download_defaults_to_the_official_url_and_the_hub_cache(tmp_path, capsy
     code, _, err = run(capsys, "download")
     lines = err.strip().splitlines()
     assert code == 1 and len(lines) == len(W.FILES) == 5
-    for line, (name, url) in zip(lines, W.URLS.items()):
+    for line, (_name, url) in zip(lines, W.URLS.items()):
         assert line == f"mrtlab: error: cannot download {url}: <urlopen error [Errno 101] Network is unreachable>"
     assert [c[0] for c in calls] == list(W.URLS.values())
     assert [c[2] for c in calls] == ["7be5be79", "397923af", None, W.HASH_PREFIX["taef2_encoder"],

@@ -82,7 +82,8 @@ def test_cuda_dispatch_maps_arguments_to_fla(monkeypatch):
     def fake_chunk_rwkv6(r, k, v, w, u, scale=None, initial_state=None, output_final_state=False,
                          cu_seqlens=None, **kw):
         calls.append(r.shape)
-        t = lambda x: x.transpose(1, 2)  # [B,T,H,K] -> [B,H,T,K]
+        def t(x):
+            return x.transpose(1, 2)  # [B,T,H,K] -> [B,H,T,K]
         o, s = naive_recurrent_rwkv6(t(r), t(k), t(v), t(w), u, scale=scale,
                                      initial_state=initial_state, output_final_state=output_final_state)
         return t(o), s

@@ -17,8 +17,7 @@ import argparse
 import sys
 
 from mrtlab.errors import MrtlabError
-from mrtlab.zoo import list_decoders, write_decoder
-from mrtlab.zoo import catalog
+from mrtlab.zoo import catalog, list_decoders, write_decoder
 from mrtlab.zoo.model_files import load_model, save_model, trained_of
 
 

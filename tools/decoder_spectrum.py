@@ -61,8 +61,8 @@ def main(argv=None) -> int:
     p.add_argument("--tokens", type=int, default=None, help="latent tokens per window (default: all)")
     args = p.parse_args(argv)
     from mrtlab.codec import decode, encode
-    from mrtlab.zoo import load_model
     from mrtlab.train.data import validation_images
+    from mrtlab.zoo import load_model
 
     try:
         base, tuned = load_model(args.base), load_model(args.tuned)

@@ -29,11 +29,11 @@ from pathlib import Path
 import torch
 
 from mrtlab.codec.image_io import load_rgb
-from mrtlab.files import check_writable
 from mrtlab.config import build_model
 from mrtlab.errors import MrtlabError
-from mrtlab.zoo.model_files import load_model, save_model
+from mrtlab.files import check_writable
 from mrtlab.train.data import image_files
+from mrtlab.zoo.model_files import load_model, save_model
 
 
 @torch.no_grad()

@@ -96,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("out", help="the PNG to write (not overwritten without --force)")
     p.add_argument("--model", action="append", default=[], help="LABEL=MODEL:K or LABEL=MODEL:K:DECODER (repeatable)")
     p.add_argument("--baseline", action="append", default=[], help="FORMAT:BPP, FORMAT jpeg or webp")
-    p.add_argument("--box", default=None, help="X,Y,W,H of the crop in pixels (default: 224×160, or less, at the centre)")
+    p.add_argument("--box", default=None,
+                   help="X,Y,W,H of the crop in pixels (default: 224×160, or less, at the centre)")
     p.add_argument("--zoom", type=int, default=2)
     p.add_argument("--columns", type=int, default=0, help="tiles per row (default: all in one row)")
     p.add_argument("--difference", type=float, default=0, metavar="GAIN",

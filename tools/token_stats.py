@@ -40,9 +40,9 @@ def main(argv=None) -> int:
     p.add_argument("--data", required=True, help="folder of images")
     p.add_argument("--images", type=int, default=16, help="the first N images of the folder")
     args = p.parse_args(argv)
-    from mrtlab.zoo import load_model
     from mrtlab.train.data import validation_images
     from mrtlab.train.validate import validate
+    from mrtlab.zoo import load_model
 
     try:
         model = load_model(args.model)

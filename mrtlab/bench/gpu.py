@@ -141,8 +141,8 @@ def mixer_rows(s: Settings, device: str, dim: int) -> list[dict]:
         torch.manual_seed(0)
         module = lookup("global_mixer", name)(dim).to(device)
         x = torch.randn(1, side, side, dim, device=device, requires_grad=True)
-        for kind, fn in (("fwd", lambda: module(x)),
-                         ("fwd+bwd", lambda: module(x).float().square().mean().backward())):
+        for kind, fn in (("fwd", lambda m=module, x=x: m(x)),
+                         ("fwd+bwd", lambda m=module, x=x: m(x).float().square().mean().backward())):
             with torch.autocast(device, torch.bfloat16), torch.set_grad_enabled(kind != "fwd"):
                 if device == "cuda":
                     seconds = timed(fn, 3, torch.device(device))

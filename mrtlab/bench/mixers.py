@@ -95,7 +95,8 @@ def measure_ops(T: int, repeat: int) -> list[dict]:
         for op in OPS:
             chunk = getattr(importlib.import_module(f"mrtlab.ops.{op}"), f"{op}_chunk")
             for form, fn in (("chunk", chunk), ("recurrent", getattr(naive, f"{op}_recurrent"))):
-                seconds = timed(lambda: fn(*args[op]), repeat if form == "chunk" else 1, torch.device("cpu"))
+                seconds = timed(lambda fn=fn, a=args[op]: fn(*a), repeat if form == "chunk" else 1,
+                                torch.device("cpu"))
                 rows.append({"op": op, "form": form, "T": T, "seconds": seconds, "tokens_per_s": T / seconds})
     return rows
 

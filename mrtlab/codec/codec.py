@@ -50,6 +50,9 @@ def check_rate_control(model, bpp: float) -> None:
 def encode_rates(model, rgb: np.ndarray, rates, done) -> list[Encoded]:
     """Run the analysis network once, then code at each rate (tokens per window) in turn
     until ``done(encoded)``; returns the files made."""
+    if getattr(model, "fingerprint", None) is None:
+        raise MrtlabError("this model has no fingerprint: load it with mrtlab.load_model, or code "
+                          "with mrtlab.compress, which readies a model made in memory")
     h, w = rgb.shape[:2]
     if h > container.MAX_SIDE or w > container.MAX_SIDE:
         raise MrtlabError(f"image side too long ({w}×{h}; at most {container.MAX_SIDE} px)")

@@ -60,8 +60,8 @@ def to_rgb(im: Image.Image) -> tuple[np.ndarray, str | None]:
     if getattr(im, "n_frames", 1) > 1:
         notes.append(f"the first of its {im.n_frames} frames taken")
         im.seek(0)
+    bits16 = any(";16" in str(t.args) for t in (getattr(im, "tile", None) or ()))  # the raw mode, before loading
     im.load()
-    bits16 = any(";16" in str(t.args) for t in (im.tile or ()))  # read before a transpose drops it
     orientation = _orientation(im)
     if orientation not in (None, 1):
         im = ImageOps.exif_transpose(im)

@@ -9,12 +9,20 @@ import torch
 
 from ..errors import MrtlabError
 from ..registry import register
-from .base import (EntropyModel, SymbolDecoder, SymbolEncoder, integer_pmfs,
-                   interpolated_bits, level_mask)
+from .base import EntropyModel, SymbolDecoder, SymbolEncoder, integer_pmfs, interpolated_bits, level_mask
 
 
 @register("factorized")
 class FactorizedEntropyModel(EntropyModel):
+    """One learned distribution per channel, shared by every token: the baseline without
+    context. Its integer table (``pmf``) is built by ``update()`` and stored in the model file.
+
+    Args:
+        levels: symbols per channel (the quantizer's ``levels``).
+
+    Symbols ``[B, T, C]`` → bits ``[B, T, C]`` (``forward``).
+    """
+
     def __init__(self, levels: list[int]):
         super().__init__(levels)
         self.logits = torch.nn.Parameter(torch.zeros(len(levels), max(levels)))

@@ -23,6 +23,23 @@ from .factorized import FactorizedEntropyModel
 
 @register("hyperprior")
 class Hyperprior(EntropyModel):
+    """Side information per window (Ballé et al.'s hyperprior on the window axis): a small
+    network summarises each window's tokens into ``side_channels`` quantized side symbols,
+    coded first under a factorized prior; the window's token distributions are computed from
+    them. Decoding checks that the side symbols are those of the decoded tokens.
+
+    Args:
+        levels: symbols per channel (the quantizer's ``levels``).
+        dim: width of the side analysis and synthesis networks.
+        side_channels: side symbols per window.
+        side_levels: levels of each side symbol (FSQ).
+        max_slots: the most latent tokens per window it codes (L of the model).
+        distribution: ``categorical``, ``gaussian`` or ``logistic`` (as the RCM's).
+
+    Symbols ``[B, windows·slots, C]`` → bits ``[B, windows·slots, C]``, the side bits
+    attributed to the window's symbols.
+    """
+
     def __init__(self, levels: list[int], dim: int = 64, side_channels: int = 4,
                  side_levels: int = 7, max_slots: int = 8, distribution: str = "categorical"):
         super().__init__(levels)

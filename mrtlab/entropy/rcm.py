@@ -97,7 +97,23 @@ class RWKVBlock(nn.Module, RWKV6TimeMix):
 
 @register("rcm")
 class RCM(WindowAutoregressive):
-    """See :mod:`mrtlab.entropy.autoregressive` for the sequence and coding order."""
+    """The RWKV Compression Model: a causal RWKV-6 over the windows (O(1) state per decoded
+    window) conditions every token on all earlier ones; :mod:`mrtlab.entropy.autoregressive`
+    gives the sequence and the coding order.
+
+    Args:
+        levels: symbols per channel (the quantizer's ``levels``); C = len(levels).
+        dim: width of the context model and of the head.
+        layers: blocks of the context model over windows.
+        heads: heads of each block; must divide ``dim``.
+        max_slots: the most latent tokens per window it codes (L of the model).
+        channel_groups: units a token's C channels are coded in, one after another (must
+            divide C); 1: a token's channels at once.
+        distribution: ``categorical`` (a free table per channel), ``gaussian`` or
+            ``logistic`` (discretised, two parameters per channel).
+
+    Symbols ``[B, windows·slots, C]`` → bits ``[B, windows·slots, C]`` (``forward``).
+    """
 
     def __init__(self, levels: list[int], dim: int = 64, layers: int = 2, heads: int = 4,
                  max_slots: int = 8, channel_groups: int = 1, distribution: str = "categorical"):

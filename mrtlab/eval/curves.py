@@ -16,7 +16,7 @@ REFERENCE_DIR = Path(str(resources.files("mrtlab.eval") / "reference"))
 ALIASES = {"psnr": ("psnr", "psnr-rgb"), "ms-ssim": ("ms-ssim", "ms-ssim-rgb", "msssim")}
 # What ``mrtlab eval`` writes in ``results`` for a metric, so ``compressai.utils.plot`` reads it.
 COMPRESSAI_KEYS = {"psnr": "psnr-rgb", "ms-ssim": "ms-ssim-rgb"}
-HIGHER_IS_BETTER = {"psnr": True, "ms-ssim": True, "ssim": True, "lpips": False, "dists": False,
+HIGHER_IS_BETTER = {"psnr": True, "lowpass-psnr": True, "ms-ssim": True, "ssim": True, "lpips": False, "dists": False,
                     "fid": False, "kid": False, "niqe": False}
 
 

@@ -30,6 +30,25 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return PSNR_MAX if mse == 0 else min(PSNR_MAX, float(10 * np.log10(255.0 ** 2 / mse)))
 
 
+LOWPASS_FACTOR = 16  # px: colour and layout, without the texture a perceptual codec may invent
+
+
+def area_downsampled(a: np.ndarray, factor: int = LOWPASS_FACTOR) -> np.ndarray:
+    """``HxWx3`` → the means of its ``factor``×``factor`` blocks (float64); the last partial
+    row and column of blocks are left out, an image smaller than one block is one block."""
+    h, w = max(1, a.shape[0] // factor), max(1, a.shape[1] // factor)
+    fh, fw = min(factor, a.shape[0]), min(factor, a.shape[1])
+    blocks = a[:h * fh, :w * fw].astype(np.float64).reshape(h, fh, w, fw, -1)
+    return blocks.mean(axis=(1, 3))
+
+
+def lowpass_psnr(a: np.ndarray, b: np.ndarray, factor: int = LOWPASS_FACTOR) -> float:
+    """PSNR of both images area-downsampled by ``factor``: a colour cast or a shifted layout
+    lowers it, texture drawn in place of the original's does not (DISTS forgives both)."""
+    mse = np.mean((area_downsampled(a, factor) - area_downsampled(b, factor)) ** 2)
+    return PSNR_MAX if mse == 0 else min(PSNR_MAX, float(10 * np.log10(255.0 ** 2 / mse)))
+
+
 def ms_ssim(a: np.ndarray, b: np.ndarray) -> float | None:
     """MS-SSIM on RGB in [0, 255] (as CompressAI reports it); ``None`` for images too small."""
     msssim = need("pytorch_msssim").ms_ssim

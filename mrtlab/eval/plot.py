@@ -8,8 +8,9 @@ from ..errors import MrtlabError, need
 from ..files import write_atomic
 from .curves import HIGHER_IS_BETTER, Curve
 
-ORDER = ("psnr", "ms-ssim", "lpips", "dists", "fid", "kid")
-LABELS = {"psnr": "PSNR (dB) ↑", "ms-ssim": "MS-SSIM ↑", "lpips": "LPIPS ↓", "dists": "DISTS ↓",
+ORDER = ("psnr", "lowpass-psnr", "ms-ssim", "lpips", "dists", "fid", "kid")
+LABELS = {"psnr": "PSNR (dB) ↑", "lowpass-psnr": "low-pass PSNR (dB, ÷16) ↑",
+          "ms-ssim": "MS-SSIM ↑", "lpips": "LPIPS ↓", "dists": "DISTS ↓",
           "fid": "FID (patches) ↓", "kid": "KID (patches) ↓"}
 
 

@@ -19,7 +19,8 @@ from .curves import Curve
 from .run import measure, own_seam_keys
 
 BASELINES = (("jpeg", ".jpg", "JPEG"), ("webp", ".webp", "WebP"))
-COLUMNS = ("bpp", "psnr", "ms-ssim", "lpips", "dists", "fid", "kid", "encoding_time", "decoding_time")
+COLUMNS = ("bpp", "psnr", "lowpass-psnr", "ms-ssim", "lpips", "dists", "fid", "kid", "encoding_time",
+           "decoding_time")
 
 
 class Report:

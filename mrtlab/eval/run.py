@@ -18,9 +18,9 @@ from ..files import write_atomic
 from . import metrics as M
 from . import seams
 
-METRICS = ("psnr", "ms-ssim", "seam", "lpips", "dists", "fid")  # "fid" gives FID and KID
+METRICS = ("psnr", "lowpass-psnr", "ms-ssim", "seam", "lpips", "dists", "fid")  # "fid" gives FID and KID
 PACKAGES = {"ms-ssim": "pytorch_msssim", "lpips": "lpips", "dists": "DISTS_pytorch", "fid": "torch_fidelity"}
-ROW_KEYS = ("bpp", "estimated_bpp", "psnr", "ms-ssim", "lpips", "dists", "encoding_time",
+ROW_KEYS = ("bpp", "estimated_bpp", "psnr", "lowpass-psnr", "ms-ssim", "lpips", "dists", "encoding_time",
             "decoding_time")
 
 
@@ -76,6 +76,8 @@ def measure(codec, point: dict, rgb: np.ndarray, perceptual, names=METRICS):
         row["estimated_bpp"] = est_bits / pixels
     if "psnr" in names:
         row["psnr"] = M.psnr(rgb, rec)
+    if "lowpass-psnr" in names:
+        row["lowpass-psnr"] = M.lowpass_psnr(rgb, rec)
     if "ms-ssim" in names:
         row["ms-ssim"] = M.ms_ssim(rgb, rec)
     if "seam" in names:
@@ -228,7 +230,7 @@ def table(summary: dict) -> str:
     from .curves import Curve
 
     res = Curve(summary["name"], summary["results"]["bpp"], summary["results"], "(this run)")
-    keys = [k for k in ("bpp", "estimated_bpp", "psnr", "ms-ssim", "lpips", "dists", "fid", "kid",
+    keys = [k for k in ("bpp", "estimated_bpp", "psnr", "lowpass-psnr", "ms-ssim", "lpips", "dists", "fid", "kid",
                         *own_seam_keys(summary), "encoding_time", "decoding_time") if res.has(k)]
     lines = ["point  " + "  ".join(f"{k:>13}" for k in keys)]
     for p, point in enumerate(summary["points"]):

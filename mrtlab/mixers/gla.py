@@ -11,9 +11,21 @@ from .scan import SCANS, ScanMixer
 
 @register("gla")
 class GLAMixer(ScanMixer):
+    """Bidirectional gated linear attention (Yang et al. 2024) over the window grid.
+
+    Args:
+        dim: channels of a token.
+        heads: heads, split evenly over the scan orders.
+        gate_rank: rank of the forget gate's low-rank projection.
+        gate_normalizer: the forget gate is ``logsigmoid(x A B) / gate_normalizer`` (the GLA
+            paper uses 16).
+        scans: scan orders of the window grid (default all four).
+
+    ``[B, nWh, nWw, D]`` → ``[B, nWh, nWw, D]``.
+    """
+
     def __init__(self, dim: int, heads: int = 8, gate_rank: int = 16, gate_normalizer: float = 16.0,
                  scans: tuple[str, ...] = SCANS):
-        """Forget gate ``g = logsigmoid(x A B) / gate_normalizer`` (the GLA paper uses 16)."""
         super().__init__(dim, heads, scans)
         self.gate_normalizer = gate_normalizer
         self.qkvg = nn.Linear(dim, 4 * dim, bias=False)

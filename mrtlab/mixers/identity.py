@@ -5,6 +5,14 @@ from .base import GlobalMixer
 
 @register("identity")
 class IdentityMixer(GlobalMixer):
+    """No mixing across windows: each window's latent tokens see only their own window.
+
+    Args:
+        dim: channels of a token (unused; every global mixer is built from it).
+
+    ``[B, nWh, nWw, D]`` → the same tensor.
+    """
+
     def __init__(self, dim: int):
         super().__init__()
 

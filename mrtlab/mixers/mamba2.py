@@ -19,6 +19,17 @@ from .scan import SCANS, ScanMixer
 
 @register("mamba2")
 class Mamba2Mixer(ScanMixer):
+    """Bidirectional Mamba-2 (state-space duality, Dao & Gu 2024) over the window grid.
+
+    Args:
+        dim: channels of a token.
+        heads: heads, split evenly over the scan orders.
+        state: N, the state size of each head.
+        scans: scan orders of the window grid (default all four).
+
+    ``[B, nWh, nWw, D]`` → ``[B, nWh, nWw, D]``.
+    """
+
     def __init__(self, dim: int, heads: int = 8, state: int = 32, scans: tuple[str, ...] = SCANS):
         super().__init__(dim, heads, scans)
         self.state = state

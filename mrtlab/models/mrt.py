@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import math
-from functools import partial
 from collections.abc import Callable
+from functools import partial
 
 import torch
 import torch.nn.functional as F

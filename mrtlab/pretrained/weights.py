@@ -17,8 +17,18 @@ import torch
 
 from ..errors import MrtlabError, need
 from . import taef2
-from .files import (ENV, FILES, METRICS, first_line, load_state, missing, sha256, weights_dir,  # noqa: F401
-                    weights_file, weights_source)
+from .files import (  # noqa: F401
+    ENV,
+    FILES,
+    METRICS,
+    first_line,
+    load_state,
+    missing,
+    sha256,
+    weights_dir,
+    weights_file,
+    weights_source,
+)
 
 TAESD = "https://raw.githubusercontent.com/madebyollin/taesd/5cccb12dc72074a4be35680c3b108548a7c69978/"
 # Where torchvision 0.x and torch-fidelity 0.4 download them from (tests check the installed ones).

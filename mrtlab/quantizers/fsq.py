@@ -9,6 +9,15 @@ from .base import Quantizer, ste_round
 
 @register("fsq")
 class FSQ(Quantizer):
+    """Finite scalar quantization (Mentzer et al. 2023): ``tanh`` bounds each channel, which is
+    rounded to one of its ``levels`` (straight-through gradient).
+
+    Args:
+        levels: symbols per channel (default eight channels of 5); C = len(levels).
+
+    ``[..., C]`` continuous → ``[..., C]`` symbol positions 0…levels−1 (float, for gradients).
+    """
+
     def __init__(self, levels: list[int] | None = None):
         super().__init__()
         levels = [5] * 8 if levels is None else levels

@@ -9,9 +9,18 @@ from .base import Quantizer, ste_round
 
 @register("scalar")
 class ScalarQuantizer(Quantizer):
+    """Uniform scalar quantization of clipped channels: the integers −bound…bound.
+
+    Args:
+        channels: C, channels per latent token.
+        bound: the largest magnitude; each channel has ``2·bound + 1`` symbols.
+        relaxation: ``ste`` (straight-through rounding) or ``noise`` (additive uniform noise,
+            Ballé et al.) while training; evaluation always rounds.
+
+    ``[..., C]`` continuous → ``[..., C]`` symbol positions 0…2·bound.
+    """
+
     def __init__(self, channels: int = 8, bound: int = 7, relaxation: str = "ste"):
-        """``relaxation``: ``ste`` (straight-through rounding) or ``noise`` (additive
-        uniform noise, Ballé et al.) while training; evaluation always rounds."""
         super().__init__()
         if relaxation not in ("ste", "noise"):
             raise ValueError(f"relaxation must be 'ste' or 'noise', got {relaxation!r}")

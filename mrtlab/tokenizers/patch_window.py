@@ -11,11 +11,21 @@ from .base import Tokenizer
 
 @register("patch_window")
 class PatchWindowTokenizer(Tokenizer):
+    """A linear embedding of each P×P patch and a linear head back (ViT-style); every window
+    is drawn on its own, so it shows seams that ``conv_window`` does not.
+
+    Args:
+        dim: token width D.
+        patch: P, pixels per patch side (one token).
+        window: S, patches per window side (a window is S·P pixels).
+        refine_channels: > 0 adds two 3×3 convolutions after unpatchifying, which smooth the
+            seams between patches that a per-patch linear head leaves.
+
+    ``[B,3,H,W]`` ⇄ ``[B, nWh, nWw, S², D]``.
+    """
     analysis_modules = ("embed", "pos_in")
 
     def __init__(self, dim: int, patch: int = 8, window: int = 4, refine_channels: int = 32):
-        """``refine_channels`` > 0 adds two 3×3 convolutions after unpatchifying, which
-        smooth the seams between patches that a per-patch linear head leaves."""
         super().__init__()
         self.dim, self.patch, self.window = dim, patch, window
         self.tokens_per_window = window * window

@@ -29,10 +29,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import MrtlabError
-from ..registry import register
 from ..ops.precision import choose
 from ..pretrained import taef2
 from ..pretrained.files import sha256, weights_dir
+from ..registry import register
 from .base import Tokenizer, from_windows, to_windows
 from .conv_window import NoiseInjection, ResBlock
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from ..errors import MrtlabError
+from ..ops.precision import choose as choose_precision
 from ..zoo.model_files import save_model
 from .align import Teacher
 from .data import LatentCrops, RandomCrops, ShardSampler, validation_images
@@ -20,7 +21,6 @@ from .discriminator import PatchGAN, hinge_d_loss, hinge_g_loss
 from .ema import EMA
 from .logs import TrainLog
 from .losses import Distortion
-from ..ops.precision import choose as choose_precision
 from .settings import TrainConfig, lr_factor, rate_weight
 from .stages import CodecStep, exported_section, start_stage
 from .validate import validate

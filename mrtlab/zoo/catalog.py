@@ -19,7 +19,7 @@ BUNDLED = {
              "decoder (needs the TAEF2 weights: mrtlab weights); see docs/results.md",
 }
 DEFAULT_MODEL = "default"
-IDENTITY = "identity"  # the metadata key of a model file's identity: JSON {fingerprint, decoder_hash}
+IDENTITY = "identity"  # the metadata key of a model file's identity: JSON {fingerprint, decoder_hash[, trained]}
 
 
 FIDELITY = "fidelity"
@@ -79,8 +79,9 @@ def stored_identity(weights: str | Path) -> dict | None:
 
 def trained_of(weights: str | Path) -> dict:
     """What ``save_model`` recorded of the training (``{}`` for files without it)."""
-    try:
-        return json.loads(metadata(weights).get("trained", "{}"))
+    meta = metadata(weights)
+    try:  # files of an earlier release keep it in a key of its own
+        return json.loads(meta["trained"]) if "trained" in meta else (stored_identity(weights) or {}).get("trained", {})
     except ValueError:
         return {}
 

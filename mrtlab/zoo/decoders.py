@@ -20,6 +20,7 @@ from ..models.sides import decoder_hash, decoder_names
 from .catalog import FIDELITY, decoder_file, decoders_of  # noqa: F401  (FIDELITY: the names of decoders)
 from .migrate import upgrade
 
+
 def load_decoder(model, path: Path, what: str) -> str | None:
     """Lay the tensors of a decoder file over ``model``, its base; a file made for another
     coder, unreadable, or whose tensors do not fit the model's decoder side is one line.

@@ -6,21 +6,32 @@ import functools
 import json
 from pathlib import Path
 
+import safetensors.torch
 import torch
 import yaml
-import safetensors.torch
 from safetensors import SafetensorError, safe_open
 
 from ..config import build_model, load_recipe
 from ..errors import MrtlabError
 from ..files import write_atomic
-from .catalog import (BUNDLED, BUNDLED_DIR, DEFAULT_MODEL, FIDELITY, IDENTITY, bundled_reader,  # noqa: F401
-                      decoder_file, decoders_of, list_decoders, metadata, model_files, stored_identity,
-                      trained_of)
+from ..models.sides import decoder_hash, fingerprint
+from .catalog import (  # noqa: F401
+    BUNDLED,
+    BUNDLED_DIR,
+    DEFAULT_MODEL,
+    FIDELITY,
+    IDENTITY,
+    bundled_reader,
+    decoder_file,
+    decoders_of,
+    list_decoders,
+    metadata,
+    model_files,
+    stored_identity,
+    trained_of,
+)
 from .decoders import load_decoder
 from .migrate import upgrade, upgrade_section
-from ..models.sides import decoder_hash, fingerprint
-
 
 
 def save_model(model: torch.nn.Module, model_cfg: dict, stem: str | Path, half: bool = False,
@@ -39,7 +50,9 @@ def save_model(model: torch.nn.Module, model_cfg: dict, stem: str | Path, half: 
     if half:
         state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     identity = {"fingerprint": fingerprint(model, model_cfg).hex(), "decoder_hash": decoder_hash(model)}
-    meta = {IDENTITY: json.dumps(identity)} | ({"trained": json.dumps(trained)} if trained else {})
+    # one metadata key: safetensors writes several in no fixed order, and exports must be
+    # byte-identical when the weights are (a resumed run's, e.g.)
+    meta = {IDENTITY: json.dumps(identity | ({"trained": trained} if trained else {}), sort_keys=True)}
     weights = stem.with_suffix(".safetensors")
     write_atomic(weights, safetensors.torch.save(state, metadata=meta), force=True)
     write_atomic(stem.with_suffix(".yaml"), yaml.safe_dump({"model": model_cfg}, sort_keys=False), force=True)
