@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 # The PyTorch build to install (this pin matches the wheels the project is tested with).
 TORCH  ?= torch==2.14.1
 
-.PHONY: demo test install clean compressai-venv
+.PHONY: demo test test-all install clean compressai-venv
 
 $(BIN)/mrtlab: setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,7 +19,11 @@ install: $(BIN)/mrtlab
 demo: install  ## compress and decompress skimage's sample images with the bundled model
 	$(BIN)/python tools/demo.py --out demo_out
 
-test: install  ## lint, then the whole test suite (what CI runs)
+test: install  ## lint, then the test suite without the heavy one (what CI runs; < 10 min on 2 cores)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q -m "not heavy"
+
+test-all: install  ## lint, then every test, the heavy one too (fla's kernels in full in Triton's interpreter: ~6 min more)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 

@@ -6,11 +6,13 @@ import argparse
 import contextlib
 import os
 import sys
+import warnings
 from pathlib import Path
 
-from .errors import MrtlabError
+from .errors import MrtlabError, MrtlabWarning
 
 SUFFIX = ".mrt"
+_python_showwarning = warnings.showwarning
 
 
 def fail(msg: str) -> None:
@@ -246,7 +248,7 @@ def cmd_bench(args) -> int:
         print(bench.table(rows))
     if args.what == "mixers":
         from .bench import mixers as bench
-        rows = bench.run(mixers=args.mixers or bench.MIXERS, lengths=args.lengths or bench.LENGTHS,
+        rows = bench.run(mixers=args.mixers or bench.all_mixers(), lengths=args.lengths or bench.LENGTHS,
                          dim=args.dim, repeat=args.repeat, device=args.device, budget=args.budget,
                          ops_T=args.ops_T, progress=progress)
         print(bench.table(rows))
@@ -360,7 +362,10 @@ DECODER_HELP = ("which decoder of the model reads the file: a model's coder side
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = Parser(prog="mrtlab", description=__doc__)
+    p = Parser(prog="mrtlab", description=__doc__, epilog=(
+        "Every command takes --plugin MODULE (repeatable): a module name or a .py file whose parts "
+        "(@register) become short names; also $MRTLAB_PLUGINS (comma-separated) and installed "
+        "packages' entry points in the group mrtlab.plugins (docs/plugins.md)."))
     sub = p.add_subparsers(dest="command", required=True)
     c = sub.add_parser("compress", help="images → .mrt files")
     c.add_argument("images", nargs="+")
@@ -393,7 +398,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--full", action="store_true", help="gpu: every check, also without CUDA")
     b.add_argument("--json", help="write the rows to this JSON file")
     b.add_argument("--force", action="store_true", help="overwrite an existing --json file")
-    b.add_argument("--mixers", nargs="+", help="default: every global mixer")
+    b.add_argument("--mixers", nargs="+", help="default: every global mixer, a plugin's included")
     b.add_argument("--lengths", nargs="+", type=int, help="window counts T (squares)")
     b.add_argument("--dim", type=int, default=256)
     b.add_argument("--repeat", type=int, default=3)
@@ -509,13 +514,42 @@ def _terminated(signum, frame):
     raise SystemExit(143)  # unwinds: temporary files are removed, no partial output is left
 
 
+def plugin_options(argv: list[str]) -> tuple[list[str], list[str]]:
+    """``--plugin MODULE`` (repeatable, anywhere, on every command, ``train`` included) taken
+    out of ``argv``: (the plugins, the rest)."""
+    specs, rest, it = [], [], iter(argv)
+    for arg in it:
+        if arg == "--plugin":
+            spec = next(it, None)
+            if spec is None:
+                raise OptionError("--plugin needs a module name or a .py file")
+            specs.append(spec)
+        elif arg.startswith("--plugin="):
+            specs.append(arg.partition("=")[2])
+        else:
+            rest.append(arg)
+    return specs, rest
+
+
+def show_warning(message, category, *args, **kwargs):
+    """mrtlab's own warnings as one line; others as Python shows them."""
+    if issubclass(category, MrtlabWarning):
+        print(f"mrtlab: warning: {message}", file=sys.stderr)
+    else:
+        _python_showwarning(message, category, *args, **kwargs)
+
+
 def main(argv: list[str] | None = None) -> int:
     import signal
 
     argv = sys.argv[1:] if argv is None else argv
     with contextlib.suppress(ValueError):  # ValueError: not the main thread (a caller's own)
         signal.signal(signal.SIGTERM, _terminated)
+    warnings.showwarning = show_warning
     try:
+        specs, argv = plugin_options(argv)
+        from .plugins import load_all
+        load_all(specs)
         if argv[:1] == ["train"]:
             return cmd_train(argv[1:])
         args = build_parser().parse_args(argv)

@@ -74,6 +74,7 @@ class TrainConfig:
     window_pattern: float = 0.0  # weight of the error repeated in every window (losses.window_pattern)
     phase_pattern: float = 0.0  # weight of a fine mesh in the error, window by window (losses.phase_pattern)
     phase_period: int = 4  # its period in pixels (4: the phases of the last two ×2 pixel-shuffles; 8: all three)
+    lowpass: float = 0.0  # weight of the MSE of both images area-downsampled by 16 (colour and layout)
     perceptual_weights: str = ""
     adv: float = 0.0
     adv_start: int = 0

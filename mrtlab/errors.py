@@ -6,6 +6,11 @@ class MrtlabError(Exception):
     """A problem with the user's input (file, image, model, option): shown as one line."""
 
 
+class MrtlabWarning(UserWarning):
+    """Something the user should know that does not stop the work: the command line shows it
+    as one line (``mrtlab: warning: …``)."""
+
+
 # the optional packages: import name → (pip name, the extras of setup.cfg that install it)
 OPTIONAL = {
     "pytorch_msssim": ("pytorch-msssim", ("train", "eval")),

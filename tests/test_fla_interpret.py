@@ -78,7 +78,7 @@ def test_bench_gpu_reports_training_and_every_mixer(report):
     assert "0 of 18 checks failed" in table
 
 
-@pytest.mark.slow
+@pytest.mark.heavy
 def test_full_checks_in_the_interpreter(tmp_path):
     """Every check a GPU run makes: longer sequences of two, every part's step at 81
     windows in fp32 and under bf16 autocast."""

@@ -140,3 +140,18 @@ def test_phase_pattern_sees_a_fine_mesh_that_changes_sign_between_windows():
     assert torch.allclose(total, terms["mse"] + 100 * terms["phase_pattern"])
     with pytest.raises(MrtlabError, match="train.phase_period must divide the model's window of 32 px"):
         Distortion(TrainConfig(phase_pattern=1.0, phase_period=5), period=32)
+
+
+def test_lowpass_term_sees_a_colour_shift_and_not_fine_texture():
+    import torch
+
+    from mrtlab.train.losses import lowpass_mse
+
+    x = torch.rand(2, 3, 64, 64) * 0.5 + 0.25
+    shifted = x + torch.tensor([0.0, 0.05, 0.0]).view(1, 3, 1, 1)
+    texture = x + 0.1 * torch.tensor([[1.0, -1.0], [-1.0, 1.0]]).repeat(32, 32)
+    assert lowpass_mse(shifted, x).item() == pytest.approx(0.05 ** 2 / 3, rel=1e-4)
+    assert lowpass_mse(texture, x).item() < 1e-12 < torch.mean((texture - x) ** 2).item()
+    cfg = TrainConfig(mse=1.0, lowpass=2.0)
+    total, terms = Distortion(cfg)(shifted, x)
+    assert total.item() == pytest.approx(terms["mse"].item() + 2 * terms["lowpass"].item())

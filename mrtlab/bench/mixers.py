@@ -110,8 +110,22 @@ def scaling_exponent(rows: list[dict], lo: int = 1024) -> float | None:
     return float(np.polyfit(x, y, 1)[0])
 
 
+def all_mixers() -> list[str]:
+    """The built-in global mixers, then those of loaded plugins (``--plugin``)."""
+    from ..mixers import GlobalMixer  # noqa: F401  (registers the mixers)
+    from ..registry import REGISTRIES
+
+    return MIXERS + sorted(set(REGISTRIES["global_mixer"]) - set(MIXERS))
+
+
 def run(mixers=MIXERS, lengths=LENGTHS, dim=256, repeat=3, device="cpu", budget=120.0,
         ops_T=4096, progress=print) -> list[dict]:
+    from ..errors import MrtlabError
+
+    known = all_mixers()
+    if unknown := [m for m in mixers if m not in known]:
+        raise MrtlabError(f"unknown global mixer {unknown[0]!r} (known: {', '.join(known)}; "
+                          "a plugin's: --plugin MODULE)")
     rows = []
     for mixer in mixers:
         done = []

@@ -57,9 +57,7 @@ def encode_rates(model, rgb: np.ndarray, rates, done) -> list[Encoded]:
     if h > container.MAX_SIDE or w > container.MAX_SIDE:
         raise MrtlabError(f"image side too long ({w}×{h}; at most {container.MAX_SIDE} px)")
     t0 = time.perf_counter()
-    x = torch.from_numpy(np.array(rgb, dtype=np.uint8)).permute(2, 0, 1)[None].float() / 255
-    with torch.no_grad():
-        y, grid = model.encode(x)
+    y, grid = model.encode_rgb(np.ascontiguousarray(rgb, dtype=np.uint8))
     encs = []
     for tokens in rates:
         res = model.compress_latent(y, grid, tokens)

@@ -97,6 +97,13 @@ class CodecModel(nn.Module, ABC):
         self.entropy_model.update()
 
     @torch.no_grad()
+    def encode_rgb(self, rgb) -> tuple[torch.Tensor, Grid]:
+        """``encode`` of one ``H×W×3`` uint8 image (what the codec calls; a model may code a
+        large image in strips here, in bounded memory)."""
+        x = torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255
+        return self.encode(x.to(next(self.parameters()).device))
+
+    @torch.no_grad()
     def compress(self, image: torch.Tensor, tokens: int | None = None) -> dict:
         """``[1,3,H,W]`` → payload bytes, the symbols and the model's estimate of their bits."""
         return self.compress_latent(*self.encode(image), tokens)

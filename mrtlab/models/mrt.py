@@ -84,6 +84,23 @@ class MixerStack(nn.Module):
             x = torch.cat([x[:, :, :, :T - L], lat], dim=3)
         return x
 
+    @torch.no_grad()
+    def forward_in_place(self, x: torch.Tensor, rows: int) -> torch.Tensor:
+        """``forward`` without gradient, overwriting ``x`` and running each local mixer on
+        ``rows`` window rows at a time: the memory of one copy of ``x`` and one strip, for
+        large images (the global mixers see only the latent tokens, L per window). Not with
+        ``shift``, whose shifted windows straddle two window rows."""
+        assert not self.shift, "shifted windows are mixed whole (forward)"
+        B, h, w, T, D = x.shape
+        L = self.latent_tokens
+        for local, glob in zip(self.local, self.glob):
+            for a in range(0, h, rows):
+                part = x[:, a:a + rows]
+                x[:, a:a + rows] = local(part.reshape(-1, T, D)).reshape(part.shape)
+            lat = x[:, :, :, T - L:].permute(0, 3, 1, 2, 4).reshape(B * L, h, w, D)
+            x[:, :, :, T - L:] = glob(lat).reshape(B, L, h, w, D).permute(0, 2, 3, 1, 4)
+        return x
+
 
 @register("mrt")
 class MRT(CodecModel):
@@ -227,20 +244,80 @@ class MRT(CodecModel):
         x = F.adaptive_avg_pool2d(x, (a, L // a))                     # [B·windows, D, a, b]
         return x.flatten(2).transpose(1, 2).reshape(B, h, w, L, D)
 
-    def decode(self, q: torch.Tensor, grid: Grid) -> torch.Tensor:
-        B, h, w, L = q.shape[0], grid.windows_h, grid.windows_w, self.latent_tokens
-        k = q.shape[1] // grid.windows                    # tokens kept per window
-        # [B, windows·k, C] → [B, nWh, nWw, k, D]
-        lat = self.from_latent(self.quantizer.dequantize(q.float()).reshape(B, h, w, k, -1))
-        if k < L:                                         # → [B, nWh, nWw, L, D]
-            lat = torch.cat([lat, self.dropped_token.expand(B, h, w, L - k, -1)], dim=3)
+    def decoder_input(self, q: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
+        """Symbol positions of ``rows × cols`` windows ``[B, windows·k, C]`` → the decoder's
+        tokens ``[B, rows, cols, S²+L, D]``: S² mask tokens (+ the skip path), then the L
+        latent tokens (dropped ones replaced by ``dropped_token``)."""
+        B, L = q.shape[0], self.latent_tokens
+        k = q.shape[1] // (rows * cols)                   # tokens kept per window
+        lat = self.from_latent(self.quantizer.dequantize(q.float()).reshape(B, rows, cols, k, -1))
+        if k < L:                                         # → [B, rows, cols, L, D]
+            lat = torch.cat([lat, self.dropped_token.expand(B, rows, cols, L - k, -1)], dim=3)
         lat = lat + self.latent_positions
-        mask = self.mask_tokens.expand(B, h, w, -1, -1)   # [B, nWh, nWw, S², D]
-        if self.skip is not None:                         # [B, nWh, nWw, L, D] → [B, nWh, nWw, S², D]
+        mask = self.mask_tokens.expand(B, rows, cols, -1, -1)
+        if self.skip is not None:                         # [B, rows, cols, L, D] → [B, rows, cols, S², D]
             mask = mask + self.skip(lat)
-        x = self.decoder(torch.cat([mask, lat], dim=3))
+        return torch.cat([mask, lat], dim=3)
+
+    def decode(self, q: torch.Tensor, grid: Grid) -> torch.Tensor:
+        x = self.decoder(self.decoder_input(q, grid.windows_h, grid.windows_w))
         # the S² patch tokens of every window: [B, nWh, nWw, S², D] → image
-        return self.tokenizer.detokenize(self.out_norm(x[:, :, :, :-L]), grid)
+        return self.tokenizer.detokenize(self.out_norm(x[:, :, :, :-self.latent_tokens]), grid)
+
+    # -- large images: strips of window rows, in bounded memory ---------------------------
+    strip_pixels = 2_000_000   # images above this many pixels are coded strip by strip,
+    strip_area = 1_000_000     # in strips of about this many pixels
+
+    def in_strips(self, height: int, width: int) -> bool:
+        """Whether an image is coded strip by strip: a large one, with a tokenizer that can."""
+        return (height * width > self.strip_pixels and hasattr(self.tokenizer, "tokenize_rows")
+                and not self.encoder.shift)
+
+    def strips(self, grid: Grid) -> list[tuple[int, int]]:
+        """Window rows in strips of about ``strip_area`` pixels."""
+        rows = max(1, self.strip_area // (grid.windows_w * grid.window_px ** 2))
+        return [(a, min(a + rows, grid.windows_h)) for a in range(0, grid.windows_h, rows)]
+
+    @torch.no_grad()
+    def encode_rgb(self, rgb) -> tuple[torch.Tensor, Grid]:
+        """``encode`` of an ``H×W×3`` uint8 image; a large one strip by strip: the stem on each
+        strip with the rows of context its receptive field needs, the encoder's local mixers a
+        strip at a time over one tensor of tokens, the global mixers over all latent tokens."""
+        H, W = rgb.shape[:2]
+        if not self.in_strips(H, W):
+            return super().encode_rgb(rgb)
+        g, S2, L = self.grid(H, W), self.tokenizer.tokens_per_window, self.latent_tokens
+        strips = self.strips(g)
+        x = torch.empty(1, g.windows_h, g.windows_w, S2 + L, self.dim)
+        for a, b in strips:
+            tokens = self.tokenizer.tokenize_rows(rgb, g, a, b)
+            lat = self.latent_queries.expand(1, b - a, g.windows_w, -1, -1)
+            x[:, a:b, :, :S2] = tokens
+            x[:, a:b, :, S2:] = lat + self.region_means(tokens) if self.latent_start == "regions" else lat
+        self.encoder.forward_in_place(x, strips[0][1])
+        return self.to_latent(x[:, :, :, S2:]).reshape(1, g.windows * L, -1), g
+
+    @torch.no_grad()
+    def reconstruct(self, symbols: torch.Tensor, grid: Grid) -> torch.Tensor:
+        """``CodecModel.reconstruct``; a large image strip by strip (``encode_rgb``'s way)."""
+        if not self.in_strips(grid.height, grid.width):
+            return super().reconstruct(symbols, grid)
+        S2, w, tok = self.tokenizer.tokens_per_window, grid.windows_w, self.tokenizer
+        strips, halo = self.strips(grid), tok.halo()
+        q = symbols[None].float()
+        k = q.shape[1] // grid.windows
+        x = torch.empty(1, grid.windows_h, w, S2 + self.latent_tokens, self.dim)
+        for a, b in strips:
+            x[:, a:b] = self.decoder_input(q[:, a * w * k:b * w * k], b - a, w)
+        self.decoder.forward_in_place(x, strips[0][1])
+        out = torch.empty(3, grid.height, grid.width, dtype=torch.uint8)
+        noise = tok.noise_maps(grid)
+        for a, b in strips:
+            lo, hi = max(0, a - halo), min(grid.windows_h, b + halo)
+            rows = tok.detokenize_rows(self.out_norm(x[:, lo:hi, :, :S2]), grid, lo, a, b, noise)[0]
+            top = a * grid.window_px
+            out[:, top:top + rows.shape[1]] = (rows.clamp(0, 1) * 255).round().to(torch.uint8)
+        return out
 
 
 def default_part(kind: str) -> Callable:

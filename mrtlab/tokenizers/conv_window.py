@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..registry import register
-from .base import Tokenizer, from_windows, to_windows
+from .base import Grid, Tokenizer, from_windows, to_windows
 
 
 class ResBlock(nn.Module):
@@ -62,12 +62,20 @@ class NoiseInjection(nn.Module):
         self.strength = nn.Parameter(torch.zeros(channels))
         self.seed, self.drawing = seed, False
 
-    def forward(self, x):
+    def fixed_noise(self, height: int, width: int) -> torch.Tensor | None:
+        """The noise evaluation adds to a ``height×width`` map (``None`` while every strength
+        is zero): decoding in strips slices the whole map's rows from it."""
+        if not self.strength.any():
+            return None
+        return torch.randn(1, 1, height, width, generator=torch.Generator().manual_seed(self.seed))
+
+    def forward(self, x, noise: torch.Tensor | None = None):
+        """``noise``: the rows of :meth:`fixed_noise` that ``x`` covers (decoding in strips)."""
         B, _, H, W = x.shape
         if self.training and self.drawing:
             n = torch.randn(B, 1, H, W, device=x.device)
         elif not self.training and self.strength.any():
-            n = torch.randn(1, 1, H, W, generator=torch.Generator().manual_seed(self.seed)).to(x.device)
+            n = (self.fixed_noise(H, W) if noise is None else noise).to(x.device)
         else:
             return x
         return x + (self.GAIN * self.strength).view(1, -1, 1, 1).to(x.dtype) * n.to(x.dtype)
@@ -96,7 +104,7 @@ class ConvWindowTokenizer(Tokenizer):
         if len(widths) != stages - 1 or len(blocks) != stages:
             raise ValueError(f"patch {patch} has {stages} stages: give {stages - 1} widths and "
                              f"{stages} block counts (finest first)")
-        self.dim, self.patch, self.window = dim, patch, window
+        self.dim, self.patch, self.window, self.blocks = dim, patch, window, tuple(blocks)
         self.tokens_per_window = window * window
         ch = [*widths, dim]                                   # width at 1/2, 1/4, …, 1/patch
         stem: list[nn.Module] = []
@@ -130,3 +138,48 @@ class ConvWindowTokenizer(Tokenizer):
             if isinstance(layer, Upsample):
                 x = next(noise)(x)
         return (x[:, :, :grid.height, :grid.width] + 1) / 2                # x: [B, 3, padded H, W]
+
+    # -- strips of window rows: large images in bounded memory (models/mrt.py) --------------
+    def halo(self) -> int:
+        """Window rows of context a strip needs above and below for its own rows to come out
+        as the whole image's: the receptive field of the stem and of the synthesis (3×3
+        convolutions at each resolution), rounded up to whole windows."""
+        stem = sum(2 ** i + 4 * b * 2 ** i for i, b in enumerate(self.blocks))
+        synthesis = sum((2 * b + 1) * 2 ** (i + 1) for i, b in enumerate(self.blocks)) + 1
+        return -(-max(stem, synthesis) // (self.patch * self.window))
+
+    def tokenize_rows(self, rgb, grid: Grid, start: int, stop: int) -> torch.Tensor:
+        """Window rows ``start…stop-1`` of ``tokenize``, from the ``H×W×3`` uint8 image (with
+        ``halo()`` rows of context): ``[1, stop-start, nWw, S², D]``."""
+        px, S, halo = grid.window_px, self.window, self.halo()
+        lo, hi = max(0, start - halo), min(grid.windows_h, stop + halo)
+        rows = torch.arange(lo * px, hi * px).clamp_max(grid.height - 1)   # replicate padding
+        cols = torch.arange(grid.windows_w * px).clamp_max(grid.width - 1)
+        x = torch.from_numpy(rgb[rows.numpy()][:, cols.numpy()]).permute(2, 0, 1)[None].float() / 255
+        t = self.stem(x * 2 - 1)[:, :, (start - lo) * S:(stop - lo) * S]
+        return to_windows(t, Grid(0, 0, stop - start, grid.windows_w, px), S) + self.pos_in
+
+    def noise_maps(self, grid: Grid) -> list[torch.Tensor | None]:
+        """The whole padded image's evaluation noise after each upsampling (``None`` where there
+        is none), for ``detokenize_rows``."""
+        h, w = grid.windows_h * self.window, grid.windows_w * self.window
+        return [n.fixed_noise(h * 2 ** (i + 1), w * 2 ** (i + 1)) for i, n in enumerate(self.noise)]
+
+    def detokenize_rows(self, tokens, grid: Grid, first: int, start: int, stop: int,
+                        noise: list[torch.Tensor | None]) -> torch.Tensor:
+        """The pixel rows of window rows ``start…stop-1`` (cropped to the image), from the
+        decoder's patch tokens of window rows ``first…`` (``tokens [1, rows, nWw, S², D]``,
+        ``halo()`` rows beyond ``start`` and ``stop`` where the image has them):
+        ``[1, 3, rows, W]``."""
+        S = self.window
+        x, injections, scale = from_windows(tokens, S), iter(zip(self.noise, noise)), 1
+        top = first * S                                   # x's first row, in token rows
+        for layer in self.synthesis:
+            x = layer(x)
+            if isinstance(layer, Upsample):
+                scale *= 2
+                inject, n = next(injections)
+                x = inject(x, None if n is None else n[:, :, top * scale:top * scale + x.shape[2]])
+        P = self.patch
+        a, b = (start - first) * S * P, min((stop - first) * S * P, grid.height - first * S * P)
+        return (x[:, :, a:b, :grid.width] + 1) / 2

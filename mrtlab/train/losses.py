@@ -86,8 +86,15 @@ def phase_pattern(x_hat: torch.Tensor, x: torch.Tensor, phase: int, region: int)
     return (mesh - mesh.mean(dim=(3, 5), keepdim=True)).square().mean()
 
 
+def lowpass_mse(x_hat: torch.Tensor, x: torch.Tensor, factor: int = 16) -> torch.Tensor:
+    """MSE of both images area-downsampled by ``factor``: the colour and layout error that
+    ``mrtlab eval``'s low-pass PSNR measures, which DISTS and LPIPS forgive."""
+    f = min(factor, *x.shape[-2:])
+    return F.mse_loss(F.avg_pool2d(x_hat, f), F.avg_pool2d(x, f))
+
+
 class Distortion(nn.Module):
-    """``Σ weight·term`` over MSE, 1−MS-SSIM, LPIPS, DISTS, the window and phase patterns; zero
+    """``Σ weight·term`` over MSE, 1−MS-SSIM, LPIPS, DISTS, low-pass MSE, the window and phase patterns; zero
     weights cost nothing (their networks are not even built, so their weights are only
     needed when used). ``period``: the model's largest grid in pixels (MRT: its window; a
     2-D latent: its cell), for ``window_pattern`` and ``phase_pattern``."""
@@ -96,7 +103,7 @@ class Distortion(nn.Module):
         super().__init__()
         from .perceptual import PerceptualLoss
 
-        names = ("mse", "msssim", "lpips", "dists", "window_pattern", "phase_pattern")
+        names = ("mse", "msssim", "lpips", "dists", "lowpass", "window_pattern", "phase_pattern")
         self.weights = {k: w for k in names if (w := getattr(cfg, k))}
         for k in ("window_pattern", "phase_pattern"):
             if getattr(cfg, k) and period < 2:
@@ -120,6 +127,8 @@ class Distortion(nn.Module):
             terms["lpips"] = self.lpips(x_hat, x)
         if self.dists is not None:
             terms["dists"] = self.dists(x_hat, x)
+        if "lowpass" in self.weights:
+            terms["lowpass"] = lowpass_mse(x_hat, x)
         if "window_pattern" in self.weights:
             terms["window_pattern"] = window_pattern(x_hat, x, self.period)
         if "phase_pattern" in self.weights:

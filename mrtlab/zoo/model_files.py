@@ -4,6 +4,7 @@ from __future__ import annotations
 import copy
 import functools
 import json
+import warnings
 from pathlib import Path
 
 import safetensors.torch
@@ -11,8 +12,9 @@ import torch
 import yaml
 from safetensors import SafetensorError, safe_open
 
+from .. import plugins
 from ..config import build_model, load_recipe
-from ..errors import MrtlabError
+from ..errors import MrtlabError, MrtlabWarning
 from ..files import write_atomic
 from ..models.sides import decoder_hash, fingerprint
 from .catalog import (  # noqa: F401
@@ -50,6 +52,8 @@ def save_model(model: torch.nn.Module, model_cfg: dict, stem: str | Path, half: 
     if half:
         state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     identity = {"fingerprint": fingerprint(model, model_cfg).hex(), "decoder_hash": decoder_hash(model)}
+    if parts := plugins.recorded(model):   # the plugin modules it needs, and their sources
+        identity["plugins"] = parts
     # one metadata key: safetensors writes several in no fixed order, and exports must be
     # byte-identical when the weights are (a resumed run's, e.g.)
     meta = {IDENTITY: json.dumps(identity | ({"trained": trained} if trained else {}), sort_keys=True)}
@@ -109,7 +113,9 @@ def _load_model(name_or_path: str, decoder: str):
     section = load_recipe(recipe, expand=False).get("model")  # as written: the fingerprint's
     if not isinstance(section, dict):
         raise MrtlabError(f"recipe {recipe} has no 'model' section")
-    stored = metadata(weights).get(IDENTITY)
+    stored = stored_identity(weights)
+    for warning in plugins.require((stored or {}).get("plugins", {}), f"model {name_or_path}"):
+        warnings.warn(warning, MrtlabWarning, stacklevel=2)
     model = build_model(section if stored else upgrade_section(section))
     identity, _ = load_weights(model, weights, section=section)
     model.eval()
