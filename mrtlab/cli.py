@@ -56,7 +56,14 @@ def each(items, action, what: str = "files") -> int:
     failed = 0
     for item in items:
         try:
-            action(*item) if isinstance(item, tuple) else action(Path(item))
+            try:
+                action(*item) if isinstance(item, tuple) else action(Path(item))
+            except (MemoryError, RuntimeError) as e:   # torch's allocator says it as a RuntimeError
+                if not isinstance(e, MemoryError) and "can't allocate memory" not in str(e):
+                    raise
+                name = item[0] if isinstance(item, tuple) else item
+                raise MrtlabError(f"{name}: not enough memory for this image with this model "
+                                  "(README, \"Large photos\")") from None
         except MrtlabError as e:
             fail(str(e))
             failed += 1
@@ -277,7 +284,7 @@ def cmd_eval(args) -> int:
     from .eval.metrics import check_names
     from .files import check_writable
 
-    images = run.list_images(args.data)
+    images = run.list_images(args.data)[:args.limit]
     names = check_names(args.metrics.split(","), run.METRICS) if args.metrics else list(run.METRICS)
     packages = [run.PACKAGES[n] for n in names if n in run.PACKAGES]
     for package in packages + (["matplotlib"] if args.report else []):
@@ -317,6 +324,23 @@ def cmd_eval(args) -> int:
     print(f"results: {paths[0]}  per image: {paths[1]}")
     if report is not None:
         print(f"report: {report.write(summary, result['rows'], refs)}")
+    return 0
+
+
+def cmd_ablate(args) -> int:
+    from .ablate import run_grid
+
+    if args.jobs is not None and args.jobs < 1:
+        raise MrtlabError("--jobs must be at least 1")
+    res = run_grid(args.grid, args.jobs, progress=not args.quiet,
+                   log=lambda line: print(line, file=sys.stderr, flush=True))
+    paths = res["paths"]
+    print(f"table: {paths['markdown']}  {paths['csv']}  {paths['json']}")
+    for plot in paths["plots"]:
+        print(f"plot: {plot}")
+    if res["failures"]:
+        fail(f"{len(res['failures'])} of {res['runs']} runs or evaluations failed")
+        return 1
     return 0
 
 
@@ -439,6 +463,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "seam: the seam index at 8, 16, 32 px and the codec's own periods)")
     e.add_argument("--weights", help=WEIGHTS_HELP)
     e.add_argument("-f", "--force", action="store_true", help="overwrite existing outputs")
+    e.add_argument("--limit", type=int, help="only the first N images (in name order)")
     e.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     bd = sub.add_parser("bdrate", help="BD-rate of results files against the first: bdrate A.json B.json")
     bd.add_argument("files", nargs="+", help="anchor, then one or more tests (files or reference names)")
@@ -459,6 +484,11 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--max-bpp", type=float, help="draw only the points at or below this bpp")
     sub.add_parser("train", help="train from a recipe: train --config RECIPE.yaml [--key value ...]",
                    add_help=False)
+    a = sub.add_parser("ablate", help="train and evaluate an ablation grid, and tabulate it: ablate GRID.yaml "
+                       "(docs/ablations.md)")
+    a.add_argument("grid", help="the grid: base recipe, axes of overrides, control, seeds, budget, eval")
+    a.add_argument("-j", "--jobs", type=int, help="runs at once, the cores split between them (default: the grid's)")
+    a.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     add_weights_parser(sub)
     return p
 
@@ -555,7 +585,7 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         return {"compress": cmd_compress, "decompress": cmd_decompress, "info": cmd_info,
                 "models": cmd_models, "bench": cmd_bench, "eval": cmd_eval, "bdrate": cmd_bdrate,
-                "plot": cmd_plot, "weights": cmd_weights}[args.command](args)
+                "plot": cmd_plot, "weights": cmd_weights, "ablate": cmd_ablate}[args.command](args)
     except MrtlabError as e:
         fail(str(e))
         return 2 if isinstance(e, OptionError) else 1

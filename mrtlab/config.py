@@ -91,13 +91,15 @@ class TrainConfig:
 
 
 
-def recipe_parser(model_class: type = MRT, prog: str = "mrtlab") -> ArgumentParser:
+def recipe_parser(model_class: type = MRT, prog: str = "mrtlab", train: bool = True) -> ArgumentParser:
     """``model:`` holds ``model_class``'s arguments (its ``class_path`` is handled apart,
-    so a recipe without one is an MRT recipe)."""
+    so a recipe without one is an MRT recipe); ``train:`` the ``TrainConfig`` (not for
+    building a model alone)."""
     parser = ArgumentParser(prog=prog, exit_on_error=False)
     parser.add_argument("--config", action=ActionConfigFile, help="recipe YAML")
     parser.add_class_arguments(model_class, "model")
-    parser.add_class_arguments(TrainConfig, "train")
+    if train:
+        parser.add_class_arguments(TrainConfig, "train")
     return parser
 
 
@@ -268,7 +270,7 @@ def _parse_model(model_cfg: dict | Namespace):
     if isinstance(model_cfg, Namespace):
         model_cfg = model_cfg.as_dict()
     path, args = split_model_section(expand_model_section(model_cfg))
-    parser = recipe_parser(model_class(path))
+    parser = recipe_parser(model_class(path), train=False)
     try:
         return path, parser, parser.parse_object({"model": args})
     except MrtlabError:

@@ -162,3 +162,25 @@ def test_a_results_file_with_nan_is_one_line(tmp_path, capsys):
     (tmp_path / "a.json").write_text('{"name": "a", "results": {"bpp": [0.1, 0.2], "psnr": [NaN, 30.0]}}')
     code, _, err = run(capsys, "bdrate", "kodak_vtm", tmp_path / "a.json")
     assert code == 1 and "finite numbers" in one_error_line(err)
+
+
+def test_running_out_of_memory_is_one_line_and_the_batch_goes_on(tmp_path, photo, tiny_model_file, capsys,
+                                                                 monkeypatch):
+    from mrtlab.codec import codec
+
+    real, calls = codec.encode_rates, []
+
+    def hungry(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory: "
+                               "you tried to allocate 40000000000 bytes")
+        return real(*args, **kwargs)
+    monkeypatch.setattr(codec, "encode_rates", hungry)
+    other = tmp_path / "in" / "b.png"
+    Image.fromarray(smooth_image(16, 16)).save(other)
+    code, _, err = run(capsys, "compress", photo, other, "-o", tmp_path / "out", "-m", tiny_model_file)
+    lines = err.splitlines()
+    assert code == 1 and lines[0] == f"mrtlab: error: {photo}: not enough memory for this image with this model " \
+                                      '(README, "Large photos")'
+    assert (tmp_path / "out" / "b.mrt").is_file() and not (tmp_path / "out" / "photo.mrt").exists()

@@ -18,8 +18,10 @@ def test_every_builtin_global_mixer_conforms(name):
                                **MIXER_ARGS.get(name, {}))
 
 
-def test_the_builtin_local_mixer_conforms():
-    testing.check_local_mixer(REGISTRIES["local_mixer"]["transformer"], heads=4)
+@pytest.mark.parametrize("name,kwargs", [("transformer", {"heads": 4}), ("identity", {})])
+def test_every_builtin_local_mixer_conforms(name, kwargs):
+    assert set(REGISTRIES["local_mixer"]) == {"transformer", "identity"}
+    testing.check_local_mixer(REGISTRIES["local_mixer"][name], **kwargs)
 
 
 @pytest.mark.parametrize("name,kwargs", [

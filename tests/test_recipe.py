@@ -42,7 +42,7 @@ def test_full_class_paths_work_too(tmp_path):
     assert isinstance(build_model(cfg.model.as_dict()).encoder.glob[0], IdentityMixer)
 
 
-RECIPE_FILES = sorted((ROOT / "recipes").rglob("*.yaml"))
+RECIPE_FILES = sorted(p for p in (ROOT / "recipes").rglob("*.yaml") if not p.name.endswith(".grid.yaml"))
 
 
 @pytest.mark.parametrize("path", RECIPE_FILES, ids=lambda p: str(p.relative_to(ROOT / "recipes")))
@@ -119,3 +119,19 @@ def test_only_part_keys_take_short_names():
                  "--model.global_mixer", "identity"])
     assert cfg.train.out == "rwkv6" and cfg.train.data == "fsq"
     assert cfg.model.global_mixer.class_path.endswith("IdentityMixer")
+
+
+def test_every_ablation_grid_makes_recipes_that_build(tmp_path):
+    """Each run of a shipped grid is a recipe that parses and builds its model."""
+    from mrtlab.ablate import load_grid, runs_of, write_recipe
+
+    for path in sorted((ROOT / "recipes").rglob("*.grid.yaml")):
+        grid = load_grid(path)
+        grid.out = tmp_path / path.stem
+        runs = runs_of(grid)
+        assert runs[0].name.startswith("control") and len({r.name for r in runs}) == len(runs)
+        for run in runs:
+            cfg = parse(["--config", str(write_recipe(grid, run))])
+            model = build_model(cfg.model.as_dict())
+            assert isinstance(model, CodecModel) and model.variable_rate, run.name
+            assert cfg.train.cpu_budget == grid.budget and cfg.train.out == str(run.folder)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -100,7 +101,7 @@ class CodecModel(nn.Module, ABC):
     def encode_rgb(self, rgb) -> tuple[torch.Tensor, Grid]:
         """``encode`` of one ``H×W×3`` uint8 image (what the codec calls; a model may code a
         large image in strips here, in bounded memory)."""
-        x = torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255
+        x = torch.from_numpy(np.array(rgb, dtype=np.uint8)).permute(2, 0, 1)[None].float() / 255
         return self.encode(x.to(next(self.parameters()).device))
 
     @torch.no_grad()

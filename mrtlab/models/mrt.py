@@ -88,18 +88,27 @@ class MixerStack(nn.Module):
     def forward_in_place(self, x: torch.Tensor, rows: int) -> torch.Tensor:
         """``forward`` without gradient, overwriting ``x`` and running each local mixer on
         ``rows`` window rows at a time: the memory of one copy of ``x`` and one strip, for
-        large images (the global mixers see only the latent tokens, L per window). Not with
-        ``shift``, whose shifted windows straddle two window rows."""
+        large images. The global mixers see the L latent grids at once, as ``forward`` does
+        (the same numbers), unless they exceed ``SLOT_BATCH_BYTES``: then one grid at a time
+        (a quarter of the memory; decoded pixels may differ from the batched path by one
+        level of rounding). Not with ``shift``, whose shifted windows straddle two window rows."""
         assert not self.shift, "shifted windows are mixed whole (forward)"
         B, h, w, T, D = x.shape
         L = self.latent_tokens
+        one_by_one = B * L * h * w * D * x.element_size() > self.SLOT_BATCH_BYTES
         for local, glob in zip(self.local, self.glob):
             for a in range(0, h, rows):
                 part = x[:, a:a + rows]
                 x[:, a:a + rows] = local(part.reshape(-1, T, D)).reshape(part.shape)
-            lat = x[:, :, :, T - L:].permute(0, 3, 1, 2, 4).reshape(B * L, h, w, D)
-            x[:, :, :, T - L:] = glob(lat).reshape(B, L, h, w, D).permute(0, 2, 3, 1, 4)
+            if one_by_one:
+                for slot in range(T - L, T):                 # [B, nWh, nWw, D] each
+                    x[:, :, :, slot] = glob(x[:, :, :, slot])
+            else:
+                lat = x[:, :, :, T - L:].permute(0, 3, 1, 2, 4).reshape(B * L, h, w, D)
+                x[:, :, :, T - L:] = glob(lat).reshape(B, L, h, w, D).permute(0, 2, 3, 1, 4)
         return x
+
+    SLOT_BATCH_BYTES = 64 << 20   # latent grids mixed at once up to this size (about 16 MP at L = 4, D = 128)
 
 
 @register("mrt")
