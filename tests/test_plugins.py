@@ -57,8 +57,8 @@ def test_the_docs_mixer_passes_the_conformance_checks(retention):
 
 
 def test_bench_mixers_takes_a_plugin(plugin_file, tmp_path, capsys):
-    code, out, err = run(capsys, "bench", "mixers", "--plugin", plugin_file, "--mixers", "retention",
-                         "--lengths", "16", "--repeat", "1", "--ops-T", "0", "--dim", "32", "--json", tmp_path / "b.json")
+    code, out, err = run(capsys, "bench", "mixers", "--plugin", plugin_file, "--mixers", "retention", "--lengths",
+                         "16", "--repeat", "1", "--ops-T", "0", "--dim", "32", "--json", tmp_path / "b.json")
     assert code == 0, err
     assert {r["mixer"] for r in json.loads((tmp_path / "b.json").read_text())} == {"retention"}
     code, _, err = run(capsys, "bench", "mixers", "--mixers", "nosuch", "--lengths", "16")
