@@ -22,10 +22,17 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
 import yaml
+from torch.utils.flop_counter import FlopCounterMode
+from tqdm import tqdm
 
 from .errors import MrtlabError
+from .eval.bdrate import bd_rate
+from .eval.curves import load
+from .eval.plot import plot
 from .files import write_atomic
+from .zoo.model_files import load_model
 
 DONE = "done.json"
 
@@ -209,11 +216,6 @@ def eval_run(grid: Grid, run: Run, data: Path) -> Path:
 def model_facts(run: Run) -> dict:
     """Parameters, multiply-accumulates per pixel of a forward pass (256×256), and the
     training's crops/s (mean of its log)."""
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
-
-    from .zoo.model_files import load_model
-
     model = load_model(str(run.weights))
     params = sum(p.numel() for p in model.parameters())
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
@@ -228,9 +230,6 @@ def model_facts(run: Run) -> dict:
 def table(grid: Grid, runs: list[Run], results: dict, facts: dict) -> tuple[str, list[dict]]:
     """Markdown and rows: per run and rate point the metrics, per run its BD-rates against
     the (first) control in PSNR and DISTS, its size, cost and speed."""
-    from .eval.bdrate import bd_rate
-    from .eval.curves import load
-
     control = runs[0]
     rows, lines = [], []
     for data in grid.data:
@@ -281,8 +280,6 @@ def table(grid: Grid, runs: list[Run], results: dict, facts: dict) -> tuple[str,
 
 def run_grid(path: str | Path, jobs: int | None = None, progress: bool = True, log=print) -> dict:
     """Train, evaluate, tabulate; returns the output paths and the failures."""
-    from tqdm import tqdm
-
     grid = load_grid(path)
     if jobs:
         grid.jobs = jobs
@@ -325,9 +322,6 @@ def run_grid(path: str | Path, jobs: int | None = None, progress: bool = True, l
 
 
 def plots(grid: Grid, runs: list[Run], results: dict) -> list[Path]:
-    from .eval.curves import load
-    from .eval.plot import plot
-
     out = []
     for data in grid.data:
         curves = []

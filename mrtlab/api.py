@@ -9,7 +9,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from PIL import Image
+
+from .codec.codec import decode, encode, encode_at_bpp, read_header
+from .codec.image_io import as_rgb
 from .errors import MrtlabError
+from .zoo.catalog import bundled_reader
+from .zoo.model_files import identify
+from .zoo.model_files import load_model as load
 
 
 def load_model(name_or_path: str | None = None, decoder: str | None = None, weights: str | None = None):
@@ -17,8 +24,6 @@ def load_model(name_or_path: str | None = None, decoder: str | None = None, weig
     by path (``x.safetensors`` with ``x.yaml`` beside it), in coding mode. ``decoder``: another
     decoder of the model (``mrtlab.zoo.list_decoders``); ``weights``: the folder of the
     pretrained networks the model wraps (TAEF2)."""
-    from .zoo.model_files import load_model as load
-
     return load(name_or_path, decoder, weights)
 
 
@@ -31,9 +36,6 @@ def compress(image, model=None, tokens: int | None = None, bpp: float | None = N
         image: a path, a PIL image or an ``H×W×3`` uint8 array.
         model: a bundled name, a model file's path or a model object (default: ``default``).
     """
-    from .codec.codec import encode, encode_at_bpp
-    from .codec.image_io import as_rgb
-
     if tokens is not None and bpp is not None:
         raise MrtlabError("give tokens or bpp, not both")
     model = coding_model(model)
@@ -47,11 +49,6 @@ def decompress(data: bytes, model=None, decoder: str | None = None):
     """The bytes of a ``.mrt`` file → a PIL RGB image. ``model``: the model that wrote it
     (default: the bundled model whose fingerprint the file carries); ``decoder``: which of
     its decoders draws it."""
-    from PIL import Image
-
-    from .codec.codec import decode, read_header
-    from .zoo.catalog import bundled_reader
-
     if model is None:
         fp = read_header(bytes(data)).fingerprint
         model = bundled_reader(fp)
@@ -67,8 +64,6 @@ def decompress(data: bytes, model=None, decoder: str | None = None):
 def coding_model(model=None, decoder: str | None = None):
     """A model ready to code: loaded by name or path, or a model object made ready once (its
     coding tables built and its fingerprint computed, if it was made in memory)."""
-    from .zoo.model_files import identify
-
     if model is None or isinstance(model, str | Path):
         return load_model(None if model is None else str(model), decoder)
     if not hasattr(model, "fingerprint"):

@@ -27,7 +27,7 @@ from .errors import MrtlabError
 
 ENV = "MRTLAB_PLUGINS"
 GROUP = "mrtlab.plugins"
-_loaded: dict[str, str] = {}   # module name → where it came from (for messages)
+_loaded: dict[str, str] = {}   # module name → the spec it was loaded by (a name or a .py path)
 
 
 def load(spec: str, origin: str = "--plugin") -> str:
@@ -59,8 +59,14 @@ def load(spec: str, origin: str = "--plugin") -> str:
     except Exception as e:  # noqa: BLE001 - whatever the plugin's import raised: one line
         first = " ".join(str(e).split())[:200] or type(e).__name__
         raise MrtlabError(f"cannot load plugin {spec!r} ({origin}): {type(e).__name__}: {first}") from None
-    _loaded.setdefault(name, origin)
+    _loaded.setdefault(name, str(Path(spec).expanduser().resolve()) if spec.endswith(".py") else spec)
     return name
+
+
+def environment() -> dict[str, str]:
+    """This process's environment with ``$MRTLAB_PLUGINS`` naming every plugin loaded here,
+    for a child process of mrtlab (a benchmark's worker) to load the same."""
+    return dict(os.environ, **{ENV: ",".join(dict.fromkeys(_loaded.values()))}) if _loaded else dict(os.environ)
 
 
 def load_all(specs: list[str] | None = None) -> list[str]:

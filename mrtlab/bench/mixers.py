@@ -15,6 +15,8 @@ import time
 
 import numpy as np
 
+from .. import plugins
+
 MIXERS = ["rwkv6", "rwkv7", "mamba2", "gla", "attention", "identity"]
 LENGTHS = [256, 1024, 4096, 16384]
 OPS = ["wkv6", "wkv7", "gla", "ssd"]
@@ -139,7 +141,7 @@ def run(mixers=MIXERS, lengths=LENGTHS, dim=256, repeat=3, device="cpu", budget=
                     continue
             cmd = [sys.executable, "-m", "mrtlab.bench.mixers", "--worker", mixer, str(T), str(dim),
                    str(repeat), device]
-            proc = subprocess.run(cmd, capture_output=True, text=True)
+            proc = subprocess.run(cmd, capture_output=True, text=True, env=plugins.environment())
             if proc.returncode:
                 progress(f"{mixer:>10} T={T:>6}: failed ({proc.stderr.strip().splitlines()[-1:]})")
                 continue
@@ -184,4 +186,5 @@ def table(rows: list[dict]) -> str:
 
 if __name__ == "__main__" and sys.argv[1:2] == ["--worker"]:
     _, _, mixer, T, dim, repeat, device = sys.argv
+    plugins.load_all()   # the parent's, through $MRTLAB_PLUGINS
     print(json.dumps(measure(mixer, int(T), int(dim), int(repeat), device)))

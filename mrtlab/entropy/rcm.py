@@ -103,9 +103,9 @@ class RCM(WindowAutoregressive):
 
     Args:
         levels: symbols per channel (the quantizer's ``levels``); C = len(levels).
-        dim: width of the context model and of the head.
-        layers: blocks of the context model over windows.
-        heads: heads of each block; must divide ``dim``.
+        dim: width of the RWKV context model and of the head.
+        layers: RWKV-6 blocks (time mixing, then channel mixing) over the windows.
+        heads: heads of each block's time mixing; must divide ``dim``.
         max_slots: the most latent tokens per window it codes (L of the model).
         channel_groups: units a token's C channels are coded in, one after another (must
             divide C); 1: a token's channels at once.

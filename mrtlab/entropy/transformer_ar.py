@@ -55,14 +55,10 @@ class TransformerAR(WindowAutoregressive):
 
     Args:
         levels: symbols per channel (the quantizer's ``levels``); C = len(levels).
-        dim: width of the context model and of the head.
-        layers: blocks of the context model over windows.
-        heads: heads of each block; must divide ``dim``.
-        max_slots: the most latent tokens per window it codes (L of the model).
-        channel_groups: units a token's C channels are coded in, one after another (must
-            divide C); 1: a token's channels at once.
-        distribution: ``categorical`` (a free table per channel), ``gaussian`` or
-            ``logistic`` (discretised, two parameters per channel).
+        dim: width of the Transformer context model and of the head.
+        layers: causal Transformer blocks over the windows.
+        heads: attention heads of each block; must divide ``dim``.
+        max_slots, channel_groups, distribution: as the RCM's (``entropy/rcm.py``).
 
     Symbols ``[B, windows·slots, C]`` → bits ``[B, windows·slots, C]`` (``forward``).
     """

@@ -12,9 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import __version__
+from ..codec import codec, load_rgb
 from ..codec.image_io import IMAGE_SUFFIXES
 from ..errors import MrtlabError
 from ..files import write_atomic
+from ..zoo.catalog import FIDELITY
 from . import metrics as M
 from . import seams
 
@@ -41,9 +44,6 @@ class ModelCodec:
     for a variable-rate model, by default every count from 1 to L; a fixed-rate model has one."""
 
     def __init__(self, model, tokens: list[int] | None = None):
-        from ..codec import codec
-        from ..zoo.decoders import FIDELITY
-
         self.model, self._codec = model, codec
         if tokens is None:
             tokens = list(range(1, model.latent_tokens + 1)) if model.variable_rate else [model.latent_tokens]
@@ -96,7 +96,6 @@ def evaluate(codec, images: list[Path], metrics=METRICS, weights=None, report=No
     from accelerate.utils import gather_object
     from tqdm import tqdm
 
-    from ..codec import load_rgb
     from .fid import PatchFID
 
     state = PartialState(cpu=not torch.cuda.is_available())  # several CPU processes: DDP over gloo
@@ -156,7 +155,6 @@ def mean_per_point(rows: list[dict], key: str, n_points: int) -> list | str | No
 
 
 def summarize(codec, rows, feats, skipped: dict, n_images: int, data_name: str) -> dict:
-    from .. import __version__
     from .curves import COMPRESSAI_KEYS
     from .fid import score
 

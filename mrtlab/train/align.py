@@ -14,6 +14,7 @@ import torch
 
 from ..entropy import Layout
 from ..errors import MrtlabError
+from ..zoo.model_files import load_model
 
 
 def regroup(t: torch.Tensor, src: Layout, dst: Layout) -> torch.Tensor:
@@ -30,8 +31,6 @@ def regroup(t: torch.Tensor, src: Layout, dst: Layout) -> torch.Tensor:
 
 class Teacher:
     def __init__(self, path: str, student, crop: int, device):
-        from ..zoo.model_files import load_model
-
         self.model = load_model(path).to(device)
         self.student = student
         if self.model.quantizer.levels != student.quantizer.levels:

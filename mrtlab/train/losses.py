@@ -7,6 +7,7 @@ from torch import nn
 
 from ..errors import MrtlabError, need
 from ..eval.metrics import MS_SSIM_MIN_SIDE
+from .perceptual import PerceptualLoss
 from .settings import TrainConfig
 
 
@@ -101,8 +102,6 @@ class Distortion(nn.Module):
 
     def __init__(self, cfg: TrainConfig, period: int = 0):
         super().__init__()
-        from .perceptual import PerceptualLoss
-
         names = ("mse", "msssim", "lpips", "dists", "lowpass", "window_pattern", "phase_pattern")
         self.weights = {k: w for k in names if (w := getattr(cfg, k))}
         for k in ("window_pattern", "phase_pattern"):

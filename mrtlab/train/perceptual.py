@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from ..errors import MrtlabError
+from ..eval import metrics
 
 
 class PerceptualLoss(nn.Module):
@@ -20,8 +21,6 @@ class PerceptualLoss(nn.Module):
 
     def __init__(self, name: str, folder: str | None = None):
         super().__init__()
-        from ..eval import metrics
-
         net = {"lpips": metrics.build_lpips, "dists": metrics.build_dists}[name](folder)
         if isinstance(net, metrics.Skipped):
             raise MrtlabError(f"{name.upper()} loss: {net}")
