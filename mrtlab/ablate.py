@@ -260,10 +260,15 @@ def table(grid: Grid, runs: list[Run], results: dict, facts: dict) -> tuple[str,
                 continue
             bd = {}
             for metric in ("psnr", "dists"):
+                a, t = (load(anchor), load(path)) if anchor else (None, None)
+                if a is None or not (a.has(metric) and t.has(metric)):
+                    bd[metric] = "–"                      # not measured
+                    continue
                 try:
-                    bd[metric] = f"{bd_rate(load(anchor), load(path), metric)[0]:+.1f} %" if anchor else "–"
-                except MrtlabError as e:
-                    bd[metric] = f"n/a ({str(e)[:60]})"
+                    bd[metric] = f"{bd_rate(a, t, metric)[0]:+.1f} %"
+                except MrtlabError as e:                  # e.g. curves that do not overlap
+                    why = str(e).replace(f"{path}: ", "").replace(f"{anchor}: ", "")
+                    bd[metric] = f"n/a: {why.split(':')[0][:60]}"
             f = facts.get(run.name, {})
             speed = f"{f['crops_per_s']:.2f}" if f.get("crops_per_s") else "–"
             lines.append(f"| {run.name} | {bd['psnr']} | {bd['dists']} | {f.get('params', 0) / 1e6:.2f} M | "
@@ -271,10 +276,12 @@ def table(grid: Grid, runs: list[Run], results: dict, facts: dict) -> tuple[str,
             rows.append({"data": data.name, "run": run.name, "bd_rate_psnr": bd["psnr"], "bd_rate_dists": bd["dists"],
                          **f})
         lines.append("")
-    head = [f"# Ablation: {grid.path}", "", f"Base recipe `{grid.recipe}`, budget {grid.budget:g} process "
-            f"CPU-seconds per run, control: {', '.join(f'{a}={v}' for a, v in grid.control.items())} "
-            f"(seeds {', '.join(map(str, grid.seeds))}); BD-rates against `{control.name}` (negative: fewer bits). "
-            f"Made by `mrtlab ablate {grid.path}`.", ""]
+    budget = f"budget {grid.budget:g} process CPU-seconds per run" if grid.budget else "the base recipe's schedule"
+    values = ", ".join(f"{a}={v}" for a, v in grid.control.items())
+    head = [f"# Ablation: {grid.path}", "",
+            f"Base recipe `{grid.recipe}`, {budget}, control: {values} (seeds {', '.join(map(str, grid.seeds))}); "
+            f"BD-rates against `{control.name}` (negative: fewer bits; the other control seeds show the spread a "
+            f"difference must exceed). Made by `mrtlab ablate {grid.path}`.", ""]
     return "\n".join(head + lines), rows
 
 
