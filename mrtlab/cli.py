@@ -185,7 +185,7 @@ def cmd_info(args) -> int:
 
 def cmd_models(args) -> int:
     from .zoo import catalog, list_decoders, load_model
-    from .zoo.model_files import model_files, trained_of
+    from .zoo.catalog import model_files, trained_of
 
     def decoder(name: str, decoder: str) -> str:
         try:

@@ -278,7 +278,7 @@ def test_bundle_model_ships_half_weights_and_does_not_overwrite(tmp_path, tiny_m
         assert f"fingerprint {shipped.fingerprint.hex()}" in capsys.readouterr().out
         for (name, a), b in zip(shipped.state_dict().items(), source.state_dict().values()):
             assert a.dtype == b.dtype and torch.allclose(a, b, rtol=1e-3, atol=1e-4), name
-        assert zoo.trained_of(tmp_path / "default.safetensors") == {"step": 7, "cpu_s": 12}
+        assert catalog.trained_of(tmp_path / "default.safetensors") == {"step": 7, "cpu_s": 12}
         capsys.readouterr()
         assert "trained 7 steps, 12 CPU-s" in run(capsys, "models")[1]
         with pytest.raises(SystemExit, match="exists; pass --force"):

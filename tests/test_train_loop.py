@@ -15,7 +15,7 @@ from mrtlab.train import data as train_data
 from mrtlab.train import train
 from mrtlab.train.align import regroup
 from mrtlab.zoo import load_model, save_model
-from mrtlab.zoo.model_files import trained_of
+from mrtlab.zoo.catalog import trained_of
 
 from .helpers import TINY, image_folder, read_log, tiny_train
 

@@ -18,7 +18,8 @@ import sys
 
 from mrtlab.errors import MrtlabError
 from mrtlab.zoo import catalog, list_decoders, write_decoder
-from mrtlab.zoo.model_files import load_model, save_model, trained_of
+from mrtlab.zoo.catalog import trained_of
+from mrtlab.zoo.model_files import load_model, save_model
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -17,21 +17,7 @@ from ..config import build_model, load_recipe
 from ..errors import MrtlabError, MrtlabWarning
 from ..files import write_atomic
 from ..models.sides import decoder_hash, fingerprint
-from .catalog import (  # noqa: F401
-    BUNDLED,
-    BUNDLED_DIR,
-    DEFAULT_MODEL,
-    FIDELITY,
-    IDENTITY,
-    bundled_reader,
-    decoder_file,
-    decoders_of,
-    list_decoders,
-    metadata,
-    model_files,
-    stored_identity,
-    trained_of,
-)
+from .catalog import DEFAULT_MODEL, FIDELITY, IDENTITY, decoder_file, decoders_of, model_files, stored_identity
 from .decoders import load_decoder
 from .migrate import upgrade, upgrade_section
 
