@@ -297,7 +297,7 @@ class MRT(CodecModel):
             return super().encode_rgb(rgb)
         g, S2, L = self.grid(H, W), self.tokenizer.tokens_per_window, self.latent_tokens
         strips = self.strips(g)
-        x = torch.empty(1, g.windows_h, g.windows_w, S2 + L, self.dim)
+        x = torch.empty(1, g.windows_h, g.windows_w, S2 + L, self.dim, device=self.latent_queries.device)
         for a, b in strips:
             tokens = self.tokenizer.tokenize_rows(rgb, g, a, b)
             lat = self.latent_queries.expand(1, b - a, g.windows_w, -1, -1)
@@ -313,9 +313,9 @@ class MRT(CodecModel):
             return super().reconstruct(symbols, grid)
         S2, w, tok = self.tokenizer.tokens_per_window, grid.windows_w, self.tokenizer
         strips, halo = self.strips(grid), tok.halo()
-        q = symbols[None].float()
+        q = symbols[None].float().to(self.mask_tokens.device)
+        x = torch.empty(1, grid.windows_h, w, S2 + self.latent_tokens, self.dim, device=q.device)
         k = q.shape[1] // grid.windows
-        x = torch.empty(1, grid.windows_h, w, S2 + self.latent_tokens, self.dim)
         for a, b in strips:
             x[:, a:b] = self.decoder_input(q[:, a * w * k:b * w * k], b - a, w)
         self.decoder.forward_in_place(x, strips[0][1])
@@ -325,7 +325,7 @@ class MRT(CodecModel):
             lo, hi = max(0, a - halo), min(grid.windows_h, b + halo)
             rows = tok.detokenize_rows(self.out_norm(x[:, lo:hi, :, :S2]), grid, lo, a, b, noise)[0]
             top = a * grid.window_px
-            out[:, top:top + rows.shape[1]] = (rows.clamp(0, 1) * 255).round().to(torch.uint8)
+            out[:, top:top + rows.shape[1]] = (rows.clamp(0, 1) * 255).round().to(torch.uint8).cpu()
         return out
 
 

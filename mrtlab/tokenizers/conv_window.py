@@ -155,7 +155,7 @@ class ConvWindowTokenizer(Tokenizer):
         lo, hi = max(0, start - halo), min(grid.windows_h, stop + halo)
         rows = torch.arange(lo * px, hi * px).clamp_max(grid.height - 1)   # replicate padding
         cols = torch.arange(grid.windows_w * px).clamp_max(grid.width - 1)
-        x = torch.from_numpy(rgb[rows.numpy()][:, cols.numpy()]).permute(2, 0, 1)[None].float() / 255
+        x = torch.from_numpy(rgb[rows.numpy()][:, cols.numpy()]).permute(2, 0, 1)[None].to(self.pos_in.device) / 255
         t = self.stem(x * 2 - 1)[:, :, (start - lo) * S:(stop - lo) * S]
         return to_windows(t, Grid(0, 0, stop - start, grid.windows_w, px), S) + self.pos_in
 
