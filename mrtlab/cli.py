@@ -31,7 +31,7 @@ def output_path(src: Path, out: str | None, suffix: str, many: bool) -> Path:
     return folder / (src.stem + suffix)
 
 
-def plan_outputs(inputs: list[str], out: str | None, suffix: str, force: bool) -> list[tuple[Path, Path]]:
+def plan_outputs(inputs: list[str], out: str | None, suffix: str) -> list[tuple[Path, Path]]:
     """Every (input, output) pair, checked before any work: two inputs never share an
     output, and no output is one of the inputs (not even with ``--force``)."""
     from .files import same_file
@@ -78,7 +78,7 @@ def cmd_compress(args) -> int:
     from .files import check_writable, write_atomic
     from .zoo import load_model
 
-    pairs = plan_outputs(args.images, args.output, SUFFIX, args.force)
+    pairs = plan_outputs(args.images, args.output, SUFFIX)
     model = load_model(args.model, weights=args.weights)
     if args.tokens is not None:       # checked once, not once per image
         model.check_tokens(args.tokens)
@@ -112,7 +112,7 @@ def cmd_decompress(args) -> int:
     from .files import check_writable
     from .zoo import load_model
 
-    pairs = plan_outputs(args.files, args.output, ".png", args.force)
+    pairs = plan_outputs(args.files, args.output, ".png")
     if args.model:  # a bad model or decoder name: one line, before any file
         load_model(args.model, args.decoder, weights=args.weights)
 

@@ -66,10 +66,7 @@ def write_atomic(path: str | Path, content: bytes | str | Callable[[BinaryIO], N
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())
-        if force:
-            os.replace(tmp, path)
-        else:
-            _link_new(tmp, path)
+        place(tmp, path, force)
     except OSError as e:
         raise MrtlabError(f"cannot write {path}: {e.strerror or e}") from None
     finally:
@@ -78,8 +75,12 @@ def write_atomic(path: str | Path, content: bytes | str | Callable[[BinaryIO], N
     return path
 
 
-def _link_new(tmp: str, path: Path) -> None:
-    """Put ``tmp`` at ``path`` only if nothing is there (atomically, where links exist)."""
+def place(tmp: str | Path, path: Path, force: bool) -> None:
+    """The last step of a write: the complete file ``tmp`` becomes ``path``; without ``force``
+    only if nothing is there (atomically, by a hard link, where the file system has them)."""
+    if force:
+        os.replace(tmp, path)
+        return
     try:
         os.link(tmp, path)
     except FileExistsError:

@@ -114,7 +114,7 @@ def test_import_checks_by_loading_and_never_overwrites(tmp_path, states, capsys)
     before = (dst / W.FILES["vgg16"]).read_bytes()
     torch.save({k: v + 0 for k, v in states["vgg16"].items()}, src / "my-vgg.pt")
     code, _, err = run(capsys, "import", src / "my-vgg.pt", "--weights", dst)
-    assert code == 1 and one_error_line(err).endswith(f"{dst / W.FILES['vgg16']} exists (use --force to replace it)")
+    assert code == 1 and one_error_line(err).endswith(f"{dst / W.FILES['vgg16']} exists (use --force to overwrite)")
     assert (dst / W.FILES["vgg16"]).read_bytes() == before
     code, _, err = run(capsys, "import", src / "my-vgg.pt", "--weights", dst, "--force")
     assert code == 0 and (dst / W.FILES["vgg16"]).read_bytes() == (src / "my-vgg.pt").read_bytes()
@@ -205,7 +205,7 @@ def test_download_from_a_mirror_checks_the_hash(server, tmp_path, capsys, monkey
     (dst / W.FILES["alexnet"]).write_bytes(b"mine")
     requests.clear()
     code, _, err = run(capsys, "download", "alexnet", "--mirror", url, "--weights", dst)
-    assert code == 1 and one_error_line(err).endswith(f"{dst / W.FILES['alexnet']} exists (use --force to replace it)")
+    assert code == 1 and one_error_line(err).endswith(f"{dst / W.FILES['alexnet']} exists (use --force to overwrite)")
     assert requests == [] and (dst / W.FILES["alexnet"]).read_bytes() == b"mine"
     code, _, err = run(capsys, "download", "alexnet", "--mirror", url, "--weights", dst, "--force")
     assert code == 0 and (dst / W.FILES["alexnet"]).read_bytes() == (folder / W.FILES["alexnet"]).read_bytes()

@@ -16,6 +16,7 @@ from unittest import mock
 import torch
 
 from ..errors import MrtlabError, need
+from ..files import check_writable, place
 from . import taef2
 from .files import (  # noqa: F401
     ENV,
@@ -127,20 +128,16 @@ def import_sources(src: Path) -> list[Path]:
     return files
 
 
-def _check_writable(dst: Path, force: bool) -> None:
-    if dst.exists() and not force:
-        raise MrtlabError(f"{dst} exists (use --force to replace it)")
-
-
 @contextlib.contextmanager
-def _staged(dst: Path):
-    """A temporary name beside ``dst``, renamed to ``dst`` only if the block succeeds: an
-    interrupted or refused copy never leaves a file under the final name."""
+def _staged(dst: Path, force: bool):
+    """A temporary name beside ``dst``, put at ``dst`` only if the block succeeds (and, without
+    ``force``, only if nothing is there by then): an interrupted or refused copy never leaves
+    a file under the final name (``files.place``)."""
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(f".{dst.name}.{os.getpid()}.part")
     try:
         yield tmp
-        os.replace(tmp, dst)
+        place(tmp, dst, force)
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -151,8 +148,8 @@ def import_file(src: Path, folder=None, force: bool = False) -> tuple[str, Path]
     dst = weights_file(name, folder)
     if dst.exists() and dst.resolve() == src.resolve():
         raise MrtlabError(f"{src} is already the {name} file of {dst.parent}")
-    _check_writable(dst, force)
-    with _staged(dst) as tmp:
+    check_writable(dst, force)
+    with _staged(dst, force) as tmp:
         shutil.copyfile(src, tmp)
     return name, dst
 
@@ -164,8 +161,8 @@ def download(name: str, folder=None, force: bool = False, mirror: str | None = N
     host with a folder URL holding the files under their official names."""
     url = f"{mirror.rstrip('/')}/{FILES[name]}" if mirror else URLS[name]
     dst = weights_file(name, folder)
-    _check_writable(dst, force)
-    with _staged(dst) as tmp:
+    check_writable(dst, force)
+    with _staged(dst, force) as tmp:
         try:
             torch.hub.download_url_to_file(url, str(tmp), HASH_PREFIX[name], progress=progress)
         except (OSError, ValueError, RuntimeError, http.client.HTTPException) as e:  # offline, URL, hash
