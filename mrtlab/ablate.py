@@ -27,6 +27,7 @@ import yaml
 from torch.utils.flop_counter import FlopCounterMode
 from tqdm import tqdm
 
+from .config import merge
 from .errors import MrtlabError
 from .eval.bdrate import bd_rate
 from .eval.curves import load
@@ -135,7 +136,7 @@ def runs_of(grid: Grid) -> list[Run]:
     def overrides(values):
         merged: dict = {}
         for axis, value in values.items():
-            merged = _merge(merged, nested(grid.axes[axis][value]))
+            merged = merge(merged, nested(grid.axes[axis][value]))
         return merged
 
     runs = [Run("control" + (f"-s{s}" if len(grid.seeds) > 1 else ""), dict(grid.control),
@@ -150,13 +151,6 @@ def runs_of(grid: Grid) -> list[Run]:
     return runs
 
 
-def _merge(a: dict, b: dict) -> dict:
-    out = dict(a)
-    for k, v in b.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
-
-
 def write_recipe(grid: Grid, run: Run) -> Path:
     """``OUT/RUN/recipe.yaml``: the base recipe, the run's overrides, its budget, seed and folder."""
     train = {"out": str(run.folder), "seed": run.seed}
@@ -164,7 +158,7 @@ def write_recipe(grid: Grid, run: Run) -> Path:
         train["cpu_budget"] = grid.budget
     if grid.steps:
         train["steps"] = int(grid.steps)
-    recipe = _merge(run.overrides, {"train": train})
+    recipe = merge(run.overrides, {"train": train})
     path = run.folder / "recipe.yaml"
     text = f"# {run.name} of {grid.path}\n" + yaml.safe_dump({"include": str(grid.recipe), **recipe}, sort_keys=False)
     if not path.is_file() or path.read_text() != text:

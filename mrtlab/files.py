@@ -11,19 +11,16 @@ from __future__ import annotations
 import errno
 import os
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
 from .errors import MrtlabError
 
 
-def check_writable(path: str | Path, force: bool = False, inputs: Iterable[str | Path] = ()) -> None:
-    """Before the work: ``path`` may be written (missing folders are made when it is), and it
-    is none of ``inputs`` (not even with ``force``)."""
+def check_writable(path: str | Path, force: bool = False) -> None:
+    """Before the work: ``path`` may be written (missing folders are made when it is)."""
     path = Path(path)
-    if any(same_file(path, p) for p in inputs):
-        raise MrtlabError(f"{path} is one of the inputs; it is never overwritten (give another output)")
     if path.is_dir():
         raise MrtlabError(f"{path} is a folder, not a file")
     if path.exists() and not force:

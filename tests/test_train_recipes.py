@@ -104,8 +104,7 @@ def test_the_bundled_realism_decoder_was_trained_by_its_recipe():
     from safetensors import safe_open
 
     from mrtlab.train.settings import TrainConfig
-    from mrtlab.zoo.catalog import BUNDLED_DIR
-    from mrtlab.zoo.decoders import decoder_file
+    from mrtlab.zoo.catalog import BUNDLED_DIR, decoder_file
 
     with safe_open(str(decoder_file(BUNDLED_DIR / "default.safetensors", "realism")), "pt") as f:
         trained = json.loads(f.metadata()["training"])

@@ -89,10 +89,7 @@ class SymbolDecoder:
         freq = np.ascontiguousarray(freq, dtype=np.int64)
         # the least information these symbols can hold, before decoding them: a forged header
         # over a short payload is refused at once, not after decoding a large image of zeros
-        least = float(PROB_BITS * len(freq) - np.log2(freq.max(-1)).sum())
-        if self._bits + least > 1.01 * self._capacity:
-            raise MrtlabError(f"damaged payload: {len(self._data)} bytes cannot hold the symbols "
-                              "the header implies (the payload ends before the image does)")
+        self._check_capacity(self._bits + float(PROB_BITS * len(freq) - np.log2(freq.max(-1)).sum()))
         try:
             sym = self._dec.decode(_FAMILY, freq / (1 << PROB_BITS)).astype(np.int64)
         except (ValueError, RuntimeError, AssertionError) as e:  # what constriction raises on data it cannot decode
@@ -103,11 +100,15 @@ class SymbolDecoder:
         # A range coder's output holds at least the symbols' information (its intervals are
         # never wider than the probabilities); 1 % covers constriction's own rounding.
         self._bits += float(PROB_BITS * len(sym) - np.log2(chosen).sum())
-        if self._bits > 1.01 * self._capacity:
-            raise MrtlabError(f"damaged payload: {len(self._data)} bytes cannot hold the symbols "
-                              "the header implies (the payload ends before the image does)")
+        self._check_capacity(self._bits)
         self._coded.append((sym, freq))
         return sym
+
+    def _check_capacity(self, bits: float) -> None:
+        """``bits`` of information must fit the payload (1 % for constriction's own rounding)."""
+        if bits > 1.01 * self._capacity:
+            raise MrtlabError(f"damaged payload: {len(self._data)} bytes cannot hold the symbols "
+                              "the header implies (the payload ends before the image does)")
 
     def finish(self) -> None:
         """Check that the payload is exactly the encoding of the symbols decoded so far."""

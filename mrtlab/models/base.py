@@ -130,5 +130,9 @@ class CodecModel(nn.Module, ABC):
     @torch.no_grad()
     def reconstruct(self, symbols: torch.Tensor, grid: Grid) -> torch.Tensor:
         """The decoder's image from integer symbols ``[T, C]``, as uint8 ``[3,H,W]``."""
-        x = self.decode(symbols[None].float(), grid)[0]
-        return (x.clamp(0, 1) * 255).round().to(torch.uint8)
+        return to_uint8(self.decode(symbols[None].float(), grid)[0])
+
+
+def to_uint8(x: torch.Tensor) -> torch.Tensor:
+    """A decoder's image in [0, 1] (not clamped) → uint8 levels."""
+    return (x.clamp(0, 1) * 255).round().to(torch.uint8)

@@ -15,7 +15,7 @@ from ..quantizers import Quantizer
 from ..registry import ARCHITECTURES, lookup, register, register_architecture
 from ..tokenizers import Grid, Tokenizer
 from ..tokenizers.base import from_windows, to_windows
-from .base import CodecModel
+from .base import CodecModel, to_uint8
 
 
 class TokenwiseLinear(nn.Module):
@@ -325,7 +325,7 @@ class MRT(CodecModel):
             lo, hi = max(0, a - halo), min(grid.windows_h, b + halo)
             rows = tok.detokenize_rows(self.out_norm(x[:, lo:hi, :, :S2]), grid, lo, a, b, noise)[0]
             top = a * grid.window_px
-            out[:, top:top + rows.shape[1]] = (rows.clamp(0, 1) * 255).round().to(torch.uint8).cpu()
+            out[:, top:top + rows.shape[1]] = to_uint8(rows).cpu()
         return out
 
 

@@ -17,7 +17,7 @@ from safetensors import SafetensorError, safe_open
 from ..errors import MrtlabError
 from ..files import write_atomic
 from ..models.sides import decoder_hash, decoder_names
-from .catalog import FIDELITY, decoder_file, decoders_of  # noqa: F401  (FIDELITY: the names of decoders)
+from .catalog import FIDELITY, decoder_file
 from .migrate import upgrade
 
 
