@@ -82,7 +82,7 @@ class SymbolDecoder:
             raise MrtlabError("damaged payload: length is not a whole number of 32-bit words")
         self._data = bytes(data)
         self._dec = constriction.stream.queue.RangeDecoder(np.frombuffer(data, np.uint32).copy())
-        self._coded: list[tuple[np.ndarray, np.ndarray]] = []
+        self._again = SymbolEncoder()   # the decoded symbols encoded again, for finish()
         self._bits, self._capacity = 0.0, 8 * len(data) + self.SLACK_BITS
 
     def decode(self, freq: np.ndarray) -> np.ndarray:
@@ -101,7 +101,7 @@ class SymbolDecoder:
         # never wider than the probabilities); 1 % covers constriction's own rounding.
         self._bits += float(PROB_BITS * len(sym) - np.log2(chosen).sum())
         self._check_capacity(self._bits)
-        self._coded.append((sym, freq))
+        self._again.encode(sym, freq)
         return sym
 
     def _check_capacity(self, bits: float) -> None:
@@ -112,10 +112,7 @@ class SymbolDecoder:
 
     def finish(self) -> None:
         """Check that the payload is exactly the encoding of the symbols decoded so far."""
-        enc = SymbolEncoder()
-        for sym, freq in self._coded:
-            enc.encode(sym, freq)
-        if enc.data() != self._data:
+        if self._again.data() != self._data:
             raise MrtlabError("damaged payload: its bytes are not the encoding of the symbols they "
                               "decode to (altered, or bytes missing or left over)")
 
